@@ -12,10 +12,8 @@ LEVELS: tuple[Level, ...] = ("info", "low", "medium", "high", "critical")
 
 def level_rank(level: str) -> int:
     """Order of severity; unknown levels rank lowest."""
-    try:
-        return LEVELS.index(level)  # type: ignore[arg-type]
-    except ValueError:
-        return -1
+    ranks: dict[str, int] = {name: i for i, name in enumerate(LEVELS)}
+    return ranks.get(level, -1)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,19 @@ class _DuplicateKeyError(Exception):
         self.mark = mark
 
 
-def _walk(node: yaml.Node, path: Path, pos: Positioned) -> None:
+MAX_NODES = 200_000  # a "billion laughs" alias bomb expands past this long before it can hurt
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+def _walk(node: yaml.Node, path: Path, pos: Positioned, budget: list[int]) -> None:
+    # Aliases make the document a graph; walking it as a tree counts every expansion, so an alias bomb
+    # is refused here, before anything builds or validates the expanded data.
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLargeError
     pos.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
@@ -63,10 +75,10 @@ def _walk(node: yaml.Node, path: Path, pos: Positioned) -> None:
                 raise _DuplicateKeyError(key, knode.start_mark)
             seen.add(key)
             pos.keys[(*path, key)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
-            _walk(vnode, (*path, key), pos)
+            _walk(vnode, (*path, key), pos, budget)
     elif isinstance(node, yaml.SequenceNode):
         for i, child in enumerate(node.value):
-            _walk(child, (*path, i), pos)
+            _walk(child, (*path, i), pos, budget)
 
 
 def load_yaml(text: str, file: str) -> Positioned:
@@ -77,10 +89,14 @@ def load_yaml(text: str, file: str) -> Positioned:
         node = loader.get_single_node()
         if node is None:
             return Positioned(None, file, {}, {})
-        data = loader.construct_document(node)
-        pos = Positioned(data, file, {}, {})
-        _walk(node, (), pos)
-        return pos
+        # Positions first: constructing the data inlines `<<` merge keys into the node tree.
+        keys: dict[Path, tuple[int, int]] = {}
+        values: dict[Path, tuple[int, int]] = {}
+        _walk(node, (), Positioned(None, file, keys, values), [MAX_NODES])
+        return Positioned(loader.construct_document(node), file, keys, values)
+    except _TooLargeError:
+        msg = f"document too large or too many alias expansions (over {MAX_NODES} nodes)"
+        raise YamlSyntaxError(Problem(Location(file, 1, 1), msg)) from None
     except _DuplicateKeyError as e:
         where = Location(file, e.mark.line + 1, e.mark.column + 1)
         raise YamlSyntaxError(Problem(where, f"duplicate key '{e.key}'")) from None
