@@ -47,10 +47,12 @@ class _ProblemsError(MonitorError):
 
     def __init__(self, problems: list[Problem] | Problem | str) -> None:
         if isinstance(problems, str):
-            problems = [Problem(Location("<unknown>"), problems)]
-        elif isinstance(problems, Problem):
+            self.problems: list[Problem] = []
+            super().__init__(problems)
+            return
+        if isinstance(problems, Problem):
             problems = [problems]
-        self.problems: list[Problem] = problems
+        self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 
 

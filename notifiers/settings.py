@@ -1,7 +1,7 @@
 """Each notifier's settings as written under `notifiers:` in config.yaml (DESIGN §3).
 
-The config loader embeds `NotifierSettings` in its schema; the notifier factory builds from it. Unknown keys
-are errors. Secrets are `SecretStr` so they never print.
+The config loader embeds `NotifierSettings` in its schema; the notifier factory builds from it.
+Unknown keys are errors. Secrets are `SecretStr` so they never print.
 """
 
 from __future__ import annotations
