@@ -1,0 +1,28 @@
+"""Storage: sources, items, stories, alerts and deliveries in SQLite or PostgreSQL.
+
+SQLAlchemy and Alembic stay inside this package; callers see the Store and frozen dataclasses only.
+"""
+
+from ._store import Store
+from ._types import (
+    AlertView,
+    DeliveryJob,
+    DeliveryView,
+    IngestResult,
+    SourceSpec,
+    SourceState,
+    SourceView,
+    StoryMatcher,
+)
+
+__all__ = [
+    "AlertView",
+    "DeliveryJob",
+    "DeliveryView",
+    "IngestResult",
+    "SourceSpec",
+    "SourceState",
+    "SourceView",
+    "Store",
+    "StoryMatcher",
+]

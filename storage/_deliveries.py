@@ -1,0 +1,98 @@
+"""Deliveries: leasing due ones to senders, recording each outcome (sent, retry, failed, dead)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ._engine import Database
+from ._schema import UTCDateTime, deliveries
+from ._types import DeliveryJob
+from ._views import alert_rows, also_reported, message
+
+
+def claim_deliveries(
+    db: Database,
+    conn: Connection,
+    instance_id: str,
+    now: datetime,
+    *,
+    limit: int,
+    lease: timedelta,
+    notifiers: Collection[str],
+) -> list[DeliveryJob]:
+    if limit <= 0 or not notifiers:
+        return []
+    due = (
+        sa.select(deliveries.c.id)
+        .where(
+            deliveries.c.status == "pending",
+            deliveries.c.next_attempt_at <= now,
+            deliveries.c.notifier.in_(sorted(notifiers)),
+            sa.or_(deliveries.c.lease_owner.is_(None), deliveries.c.lease_until <= now),
+        )
+        .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+        .limit(limit)
+    )
+    claimed = list(
+        conn.execute(
+            deliveries.update()
+            .where(deliveries.c.id.in_(db.lock_rows(due).scalar_subquery()))
+            .values(lease_owner=instance_id, lease_until=now + lease)
+            .returning(
+                deliveries.c.id,
+                deliveries.c.alert_id,
+                deliveries.c.notifier,
+                deliveries.c.attempts,
+                deliveries.c.created_at,
+                deliveries.c.next_attempt_at,
+            )
+        )
+    )
+    claimed.sort(key=lambda row: (row.next_attempt_at, row.id))
+    context = alert_rows(conn, sorted({row.alert_id for row in claimed}))
+    also = also_reported(conn, {row.story_id for row in context.values()})
+    return [
+        DeliveryJob(
+            delivery_id=row.id,
+            notifier=row.notifier,
+            attempts=row.attempts,
+            created=row.created_at,
+            alert=message(context[row.alert_id], also.get(context[row.alert_id].story_id, [])),
+        )
+        for row in claimed
+    ]
+
+
+def mark(conn: Connection, delivery_id: int, values: dict[str, Any], *, attempted: bool) -> None:
+    """Record an outcome and release the lease. Only a pending delivery changes: a late report
+    from a sender whose lease expired never overwrites a final state."""
+    if attempted:
+        values["attempts"] = deliveries.c.attempts + 1
+    conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
+        .values({**values, "lease_owner": None, "lease_until": None})
+    )
+
+
+def next_delivery_at(conn: Connection) -> datetime | None:
+    """Earliest time a pending delivery can be claimed: its next attempt, or its lease's end when a
+    sender holds it past that."""
+    leased = sa.and_(
+        deliveries.c.lease_until.is_not(None),
+        deliveries.c.lease_until > deliveries.c.next_attempt_at,
+    )
+    ready = sa.case((leased, deliveries.c.lease_until), else_=deliveries.c.next_attempt_at)
+    query = sa.select(sa.func.min(sa.type_coerce(ready, UTCDateTime))).where(
+        deliveries.c.status == "pending"
+    )
+    value = conn.execute(query).scalar_one_or_none()
+    if value is None:
+        return None
+    assert isinstance(value, datetime)
+    return value

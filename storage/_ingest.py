@@ -1,0 +1,218 @@
+"""Storing one successful poll in one transaction: new items, edits, stories, alerts, deliveries.
+
+Everything a poll produces is written together or not at all, so a crash can neither lose an alert
+(items stored, alert not) nor repeat one (alert stored twice): the unique keys (source_id, key) and
+(rule_id, story_id) make every step idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from monitor.model import Item
+from rules.ast import RuleMatch
+
+from ._engine import Database, chunks
+from ._schema import alerts, deliveries, items, sources
+from ._sources import held, success_values
+from ._stories import StoryIndex
+from ._types import IngestResult, StoryMatcher
+
+_EDIT = items.update().where(
+    items.c.source_id == sa.bindparam("b_source"), items.c.key == sa.bindparam("b_key")
+)
+
+
+@dataclass(frozen=True)
+class Poll:
+    """What one successful fetch brought and how to judge it."""
+
+    source_id: str
+    instance_id: str
+    now: datetime
+    items: Sequence[Item]
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    next_poll_at: datetime
+    backfill: timedelta
+    matcher: Callable[[Item], Sequence[RuleMatch]]
+    route: Callable[[RuleMatch], Sequence[str]]
+    stories: StoryMatcher
+    dedup_window: timedelta
+    rule_titles: Mapping[str, str]
+
+
+def ingest(db: Database, conn: Connection, poll: Poll) -> IngestResult | None:
+    lease = sa.select(sources.c.polled_before).where(held(poll.source_id, poll.instance_id))
+    polled_before = conn.execute(lease.with_for_update()).scalar_one_or_none()
+    if polled_before is None:
+        return None  # the lease went to another instance: its poll wins, ours is dropped
+    batch = list(_first_per_key(poll.items))
+    stored = _stored_hashes(conn, poll.source_id, [item.key for item in batch])
+    edits = [item for item in batch if item.key in stored and stored[item.key] != item.content_hash]
+    _update_edits(conn, poll.source_id, edits)
+    fresh = [item for item in batch if item.key not in stored]
+    if fresh:
+        db.lock_stories(conn)
+    index = StoryIndex.load(conn, fresh, poll.now, poll.stories, poll.dedup_window)
+    story_of = {item.key: index.assign(conn, item) for item in fresh}
+    inserted = _insert_items(db, conn, poll, fresh, story_of)
+    wanted: dict[tuple[str, int], tuple[int, RuleMatch]] = {}
+    for item in fresh:
+        if item.key in inserted and _alertable(item, poll, polled_before):
+            for match in poll.matcher(item):
+                # the first item of the poll that a rule matched in a story is the one alerted
+                wanted.setdefault((match.rule_id, story_of[item.key]), (inserted[item.key], match))
+    n_alerts, n_deliveries = _alert(db, conn, poll, wanted)
+    _update_source(conn, poll, new_items=bool(inserted))
+    return IngestResult(len(inserted), len(edits), n_alerts, n_deliveries)
+
+
+def _update_edits(conn: Connection, source_id: str, edits: Sequence[Item]) -> None:
+    """New text for known items. Never matched again: DESIGN §6, edits do not re-alert."""
+    if edits:
+        rows = [
+            {**_text(item), "pruned": False, "b_source": source_id, "b_key": item.key}
+            for item in edits
+        ]
+        conn.execute(_EDIT, rows)
+
+
+def _first_per_key(batch: Sequence[Item]) -> Iterator[Item]:
+    seen: set[str] = set()
+    for item in batch:
+        if item.key not in seen:
+            seen.add(item.key)
+            yield item
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """Feeds give naive dates; the normaliser should have fixed them, UTC is the safe reading."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _stored_hashes(conn: Connection, source_id: str, keys: Sequence[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for part in chunks(keys):
+        query = sa.select(items.c.key, items.c.content_hash).where(
+            items.c.source_id == source_id, items.c.key.in_(part)
+        )
+        found.update({row.key: row.content_hash for row in conn.execute(query)})
+    return found
+
+
+def _text(item: Item) -> dict[str, Any]:
+    return {
+        "guid": item.guid,
+        "link": item.link,
+        "canonical_link": item.canonical_link,
+        "title": item.title,
+        "summary": item.summary,
+        "content": item.content,
+        "author": item.author,
+        "tags": list(item.tags),
+        "published_at": aware(item.published),
+        "content_hash": item.content_hash,
+    }
+
+
+def _insert_items(
+    db: Database, conn: Connection, poll: Poll, fresh: Sequence[Item], story_of: Mapping[str, int]
+) -> dict[str, int]:
+    """Insert ON CONFLICT DO NOTHING; the rows that come back are the new ones."""
+    inserted: dict[str, int] = {}
+    for part in chunks(fresh, 200):
+        rows = [
+            {
+                **_text(item),
+                "source_id": poll.source_id,
+                "key": item.key,
+                "fetched_at": poll.now,
+                "story_id": story_of[item.key],
+                "pruned": False,
+            }
+            for item in part
+        ]
+        stmt = db.insert_ignore(items, ["source_id", "key"], [items.c.id, items.c.key])
+        for row in conn.execute(stmt, rows):
+            inserted[row.key] = row.id
+    return inserted
+
+
+def _alertable(item: Item, poll: Poll, polled_before: bool) -> bool:
+    """DESIGN §6: a first poll alerts only dated items within the backfill window; later polls alert
+    every new item, whatever its date (feeds backdate and omit dates)."""
+    if polled_before:
+        return True
+    published = aware(item.published)
+    return published is not None and published >= poll.now - poll.backfill
+
+
+def _alert(
+    db: Database,
+    conn: Connection,
+    poll: Poll,
+    wanted: Mapping[tuple[str, int], tuple[int, RuleMatch]],
+) -> tuple[int, int]:
+    """Insert the alerts ON CONFLICT (rule_id, story_id) DO NOTHING: a rule that already alerted on
+    a story stays silent. Each alert that is new gets one pending delivery per routed notifier."""
+    if not wanted:
+        return 0, 0
+    rows = [
+        {
+            "rule_id": match.rule_id,
+            "rule_title": poll.rule_titles.get(match.rule_id, match.rule_id),
+            "level": match.level,
+            "story_id": story_id,
+            "item_id": item_id,
+            "created_at": poll.now,
+            "spans": [
+                {"field": s.field, "start": s.start, "end": s.end, "text": s.text}
+                for s in match.spans
+            ],
+        }
+        # a fixed order of unique-key inserts across transactions rules out deadlocks
+        for (_, story_id), (item_id, match) in sorted(wanted.items(), key=lambda kv: kv[0])
+    ]
+    returning = [alerts.c.id, alerts.c.rule_id, alerts.c.story_id]
+    stmt = db.insert_ignore(alerts, ["rule_id", "story_id"], returning)
+    created = conn.execute(stmt, rows).all()
+    pending = [
+        _pending(row.id, notifier, poll.now)
+        for row in created
+        for notifier in dict.fromkeys(poll.route(wanted[(row.rule_id, row.story_id)][1]))
+    ]
+    if pending:
+        conn.execute(deliveries.insert(), pending)
+    return len(created), len(pending)
+
+
+def _pending(alert_id: int, notifier: str, now: datetime) -> dict[str, Any]:
+    return {
+        "alert_id": alert_id,
+        "notifier": notifier,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def _update_source(conn: Connection, poll: Poll, *, new_items: bool) -> None:
+    values = success_values(poll.instance_id, poll.now, poll.next_poll_at)
+    values.update(
+        etag=poll.etag,
+        last_modified=poll.last_modified,
+        body_hash=poll.body_hash,
+        polled_before=True,
+    )
+    if new_items:
+        values["last_new_item_at"] = poll.now
+    conn.execute(sources.update().where(sources.c.id == poll.source_id).values(values))

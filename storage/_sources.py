@@ -1,0 +1,233 @@
+"""Sources: syncing with the config, leasing due ones to pollers, recording poll outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from ._engine import Database
+from ._schema import items, sources
+from ._types import SourceSpec, SourceState, SourceView
+
+_DETAIL_MAX = 2000
+
+
+# A source disabled while one of its polls was in flight stays disabled when that poll reports.
+def _status(outcome: str) -> sa.ColumnElement[str]:
+    return sa.case((sources.c.status == "disabled", "disabled"), else_=sa.literal(outcome))
+
+
+def sync_sources(conn: Connection, specs: Sequence[SourceSpec], now: datetime) -> None:
+    existing = {row.id: row for row in conn.execute(sa.select(sources))}
+    for spec in specs:
+        row = existing.get(spec.id)
+        if row is None:
+            conn.execute(sources.insert().values(_new_source(spec, now)))
+        else:
+            conn.execute(
+                sources.update().where(sources.c.id == spec.id).values(_changes(row, spec))
+            )
+    configured = {spec.id for spec in specs}
+    gone = [
+        sid for sid, row in existing.items() if sid not in configured and row.status != "disabled"
+    ]
+    if gone:
+        conn.execute(
+            sources.update()
+            .where(sources.c.id.in_(gone))
+            .values(status="disabled", lease_owner=None, lease_until=None)
+        )
+
+
+def _new_source(spec: SourceSpec, now: datetime) -> dict[str, Any]:
+    return {
+        "id": spec.id,
+        "url": spec.url,
+        "name": spec.name,
+        "tags": list(spec.tags),
+        "interval_s": _seconds(spec.interval),
+        "status": "new",
+        "consecutive_failures": 0,
+        "next_poll_at": now,
+        "polled_before": False,
+    }
+
+
+def _changes(row: Row[Any], spec: SourceSpec) -> dict[str, Any]:
+    changes: dict[str, Any] = {
+        "url": spec.url,
+        "name": spec.name,
+        "tags": list(spec.tags),
+        "interval_s": _seconds(spec.interval),
+    }
+    if row.url != spec.url:
+        # Validators and the body hash describe the old URL; a new URL is a new feed, so its first
+        # poll gets the first-poll backfill rule instead of alerting its whole archive.
+        changes.update(etag=None, last_modified=None, body_hash=None, polled_before=False)
+    if row.status == "disabled":
+        changes["status"] = _status_after_disabled(row)
+    if row.last_poll_at is not None and changes["interval_s"] < row.interval_s:
+        changes["next_poll_at"] = min(row.next_poll_at, row.last_poll_at + spec.interval)
+    return changes
+
+
+def _status_after_disabled(row: Row[Any]) -> str:
+    if not row.polled_before:
+        return "new"
+    return "error" if row.error_kind else "ok"
+
+
+def _seconds(interval: timedelta) -> int:
+    return max(1, round(interval.total_seconds()))
+
+
+def claim_due_sources(
+    db: Database,
+    conn: Connection,
+    instance_id: str,
+    now: datetime,
+    *,
+    limit: int,
+    lease: timedelta,
+    include_not_due: bool,
+) -> list[SourceState]:
+    if limit <= 0:
+        return []
+    due = sa.select(sources.c.id).where(
+        sources.c.status != "disabled",
+        sa.or_(sources.c.lease_owner.is_(None), sources.c.lease_until <= now),
+    )
+    if not include_not_due:
+        due = due.where(sources.c.next_poll_at <= now)
+    due = db.lock_rows(due.order_by(sources.c.next_poll_at, sources.c.id).limit(limit))
+    rows = list(
+        conn.execute(
+            sources.update()
+            .where(sources.c.id.in_(due.scalar_subquery()))
+            .values(lease_owner=instance_id, lease_until=now + lease)
+            .returning(*sources.c)
+        )
+    )
+    rows.sort(key=lambda row: (row.next_poll_at, row.id))
+    return [_state(row) for row in rows]
+
+
+def _state(row: Row[Any]) -> SourceState:
+    return SourceState(
+        id=row.id,
+        url=row.url,
+        name=row.name,
+        tags=tuple(row.tags),
+        interval=timedelta(seconds=row.interval_s),
+        etag=row.etag,
+        last_modified=row.last_modified,
+        body_hash=row.body_hash,
+        polled_before=row.polled_before,
+        consecutive_failures=row.consecutive_failures,
+        status=row.status,
+    )
+
+
+def held(source_id: str, instance_id: str) -> sa.ColumnElement[bool]:
+    return sa.and_(sources.c.id == source_id, sources.c.lease_owner == instance_id)
+
+
+def success_values(instance_id: str, now: datetime, next_poll_at: datetime) -> dict[str, Any]:
+    """Source state after a successful poll (new body or not); also releases the lease."""
+    return {
+        "status": _status("ok"),
+        "error_kind": None,
+        "error_detail": None,
+        "consecutive_failures": 0,
+        "last_poll_at": now,
+        "last_success_at": now,
+        "next_poll_at": next_poll_at,
+        "last_instance": instance_id,
+        "lease_owner": None,
+        "lease_until": None,
+    }
+
+
+def record_not_modified(
+    conn: Connection,
+    source_id: str,
+    instance_id: str,
+    now: datetime,
+    *,
+    next_poll_at: datetime,
+    etag: str | None,
+    last_modified: str | None,
+) -> bool:
+    values = success_values(instance_id, now, next_poll_at)
+    # A 304 may carry fresh validators (RFC 9110 §15.4.5); absent ones keep the stored values.
+    if etag is not None:
+        values["etag"] = etag
+    if last_modified is not None:
+        values["last_modified"] = last_modified
+    result = conn.execute(sources.update().where(held(source_id, instance_id)).values(values))
+    return result.rowcount == 1
+
+
+def record_failure(
+    conn: Connection,
+    source_id: str,
+    instance_id: str,
+    now: datetime,
+    *,
+    kind: str,
+    detail: str,
+    next_poll_at: datetime,
+) -> bool:
+    result = conn.execute(
+        sources.update()
+        .where(held(source_id, instance_id))
+        .values(
+            status=_status("error"),
+            error_kind=kind,
+            error_detail=detail[:_DETAIL_MAX],
+            consecutive_failures=sources.c.consecutive_failures + 1,
+            last_poll_at=now,
+            next_poll_at=next_poll_at,
+            last_instance=instance_id,
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+    return result.rowcount == 1
+
+
+def list_sources(conn: Connection) -> list[SourceView]:
+    counts = (
+        sa.select(items.c.source_id, sa.func.count().label("n"))
+        .group_by(items.c.source_id)
+        .subquery()
+    )
+    query = (
+        sa.select(sources, sa.func.coalesce(counts.c.n, 0).label("item_count"))
+        .outerjoin(counts, counts.c.source_id == sources.c.id)
+        .order_by(sources.c.id)
+    )
+    return [_view(row) for row in conn.execute(query)]
+
+
+def _view(row: Row[Any]) -> SourceView:
+    return SourceView(
+        id=row.id,
+        url=row.url,
+        name=row.name,
+        status=row.status,
+        error=row.error_kind,
+        error_detail=row.error_detail,
+        consecutive_failures=row.consecutive_failures,
+        last_poll=row.last_poll_at,
+        last_success=row.last_success_at,
+        last_new_item=row.last_new_item_at,
+        next_poll=row.next_poll_at,
+        last_instance=row.last_instance,
+        items=int(row.item_count),
+        tags=tuple(row.tags),
+    )

@@ -1,0 +1,291 @@
+"""The Store: the storage API the daemon and the CLI use. Thread-safe: every method runs in its own
+connection and transaction, so the daemon may call it from worker threads (asyncio.to_thread)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from monitor.model import Item
+from rules.ast import RuleMatch
+
+from . import _deliveries, _ingest, _retention, _sources, _views
+from ._engine import Database, sqlite_path
+from ._lock import InstanceLock
+from ._schema import deliveries, instances, sources
+from ._types import (
+    AlertView,
+    DeliveryJob,
+    IngestResult,
+    SourceSpec,
+    SourceState,
+    SourceView,
+    StoryMatcher,
+)
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        path = sqlite_path(db.url)
+        self._lock = InstanceLock(path.resolve()) if path is not None else None
+        self._lock_guard = threading.Lock()
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect, set SQLite pragmas and migrate the schema to the newest revision.
+        Raises StorageError with the reason (the URL's password never appears)."""
+        return cls(Database.open(url))
+
+    def close(self) -> None:
+        with self._lock_guard:
+            if self._lock is not None:
+                self._lock.release()
+        self._db.close()
+
+    # -- instances ---------------------------------------------------------------------------------
+
+    def acquire_instance(self, instance_id: str, now: datetime) -> None:
+        """Register this daemon. On SQLite also take the file's exclusive lock: one daemon per
+        database file. Read-only commands never call this."""
+        with self._lock_guard:
+            if self._lock is not None:
+                self._lock.acquire()
+        try:
+            with self._db.write("cannot register the instance") as conn:
+                values = {
+                    "hostname": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "started_at": now,
+                    "heartbeat_at": now,
+                }
+                where = instances.c.id == instance_id
+                if self._lock is not None:
+                    # Holding the file's exclusive lock proves every other instance is gone (stopped or
+                    # killed): their leases are stale, and waiting them out would only delay alerts.
+                    conn.execute(instances.delete().where(instances.c.id != instance_id))
+                    for table in (sources, deliveries):
+                        conn.execute(
+                            table.update()
+                            .where(table.c.lease_owner.is_not(None))
+                            .values(lease_owner=None, lease_until=None)
+                        )
+                if conn.execute(instances.update().where(where).values(values)).rowcount == 0:
+                    conn.execute(instances.insert().values({**values, "id": instance_id}))
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def heartbeat(self, instance_id: str, now: datetime) -> None:
+        with self._db.write("cannot record the heartbeat") as conn:
+            conn.execute(
+                instances.update().where(instances.c.id == instance_id).values(heartbeat_at=now)
+            )
+
+    def release_instance(self, instance_id: str) -> None:
+        """Unregister, and hand back this instance's leases so a restart need not wait them out."""
+        try:
+            with self._db.write("cannot release the instance") as conn:
+                conn.execute(instances.delete().where(instances.c.id == instance_id))
+                for table in (sources, deliveries):
+                    conn.execute(
+                        table.update()
+                        .where(table.c.lease_owner == instance_id)
+                        .values(lease_owner=None, lease_until=None)
+                    )
+        finally:
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        with self._lock_guard:
+            if self._lock is not None:
+                self._lock.release()
+
+    # -- sources -----------------------------------------------------------------------------------
+
+    def sync_sources(self, specs: Sequence[SourceSpec], now: datetime) -> None:
+        """Insert new sources (status new, due now), update changed ones, disable those gone from
+        the config (their history is kept)."""
+        with self._db.write("cannot sync sources") as conn:
+            _sources.sync_sources(conn, specs, now)
+
+    def claim_due_sources(
+        self,
+        instance_id: str,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        include_not_due: bool = False,
+    ) -> list[SourceState]:
+        """Lease up to `limit` due sources (earliest first) to this instance."""
+        with self._db.write("cannot claim sources") as conn:
+            return _sources.claim_due_sources(
+                self._db,
+                conn,
+                instance_id,
+                now,
+                limit=limit,
+                lease=lease,
+                include_not_due=include_not_due,
+            )
+
+    def record_not_modified(
+        self,
+        source_id: str,
+        instance_id: str,
+        now: datetime,
+        *,
+        next_poll_at: datetime,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> bool:
+        """A poll that brought nothing new (304, or an unchanged body). False, and nothing written,
+        when this instance no longer holds the lease."""
+        with self._db.write("cannot record the poll") as conn:
+            return _sources.record_not_modified(
+                conn,
+                source_id,
+                instance_id,
+                now,
+                next_poll_at=next_poll_at,
+                etag=etag,
+                last_modified=last_modified,
+            )
+
+    def record_failure(
+        self,
+        source_id: str,
+        instance_id: str,
+        now: datetime,
+        *,
+        kind: str,
+        detail: str,
+        next_poll_at: datetime,
+    ) -> bool:
+        """A failed poll. False, and nothing written, when this instance lost the lease."""
+        with self._db.write("cannot record the failure") as conn:
+            return _sources.record_failure(
+                conn,
+                source_id,
+                instance_id,
+                now,
+                kind=kind,
+                detail=detail,
+                next_poll_at=next_poll_at,
+            )
+
+    def ingest(
+        self,
+        source_id: str,
+        instance_id: str,
+        *,
+        now: datetime,
+        items: Sequence[Item],
+        etag: str | None,
+        last_modified: str | None,
+        body_hash: str | None,
+        next_poll_at: datetime,
+        backfill: timedelta,
+        matcher: Callable[[Item], Sequence[RuleMatch]],
+        route: Callable[[RuleMatch], Sequence[str]],
+        stories: StoryMatcher,
+        dedup_window: timedelta,
+        rule_titles: Mapping[str, str] | None = None,
+    ) -> IngestResult | None:
+        """Store one successful poll in one transaction: new items and edits, story grouping,
+        alerts (one per rule per story) and their pending deliveries, source state. None, and
+        nothing written, when this instance no longer holds the lease."""
+        poll = _ingest.Poll(
+            source_id=source_id,
+            instance_id=instance_id,
+            now=now,
+            items=items,
+            etag=etag,
+            last_modified=last_modified,
+            body_hash=body_hash,
+            next_poll_at=next_poll_at,
+            backfill=backfill,
+            matcher=matcher,
+            route=route,
+            stories=stories,
+            dedup_window=dedup_window,
+            rule_titles=rule_titles or {},
+        )
+        with self._db.write(f"cannot store the poll of {source_id}") as conn:
+            return _ingest.ingest(self._db, conn, poll)
+
+    # -- deliveries --------------------------------------------------------------------------------
+
+    def claim_deliveries(
+        self,
+        instance_id: str,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        notifiers: Collection[str],
+    ) -> list[DeliveryJob]:
+        """Lease up to `limit` due pending deliveries for these notifiers, earliest first."""
+        with self._db.write("cannot claim deliveries") as conn:
+            return _deliveries.claim_deliveries(
+                self._db, conn, instance_id, now, limit=limit, lease=lease, notifiers=notifiers
+            )
+
+    def mark_sent(self, delivery_id: int, now: datetime, *, message_id: str | None = None) -> None:
+        values = {
+            "status": "sent",
+            "sent_at": now,
+            "message_id": message_id,
+            "next_attempt_at": None,
+        }
+        self._mark(delivery_id, values, attempted=True)
+
+    def mark_retry(
+        self, delivery_id: int, now: datetime, *, next_attempt_at: datetime, error: str
+    ) -> None:
+        self._mark(
+            delivery_id, {"next_attempt_at": next_attempt_at, "last_error": error}, attempted=True
+        )
+
+    def mark_failed(
+        self, delivery_id: int, now: datetime, *, error: str, attempted: bool = True
+    ) -> None:
+        """The receiver refused for good (or, with attempted=False, it cannot be sent at all)."""
+        values = {"status": "failed", "last_error": error, "next_attempt_at": None}
+        self._mark(delivery_id, values, attempted=attempted)
+
+    def mark_dead(
+        self, delivery_id: int, now: datetime, *, error: str, attempted: bool = True
+    ) -> None:
+        """Gave up after retrying for too long."""
+        values = {"status": "dead", "last_error": error, "next_attempt_at": None}
+        self._mark(delivery_id, values, attempted=attempted)
+
+    def _mark(self, delivery_id: int, values: Mapping[str, object], *, attempted: bool) -> None:
+        with self._db.write("cannot record the delivery") as conn:
+            _deliveries.mark(conn, delivery_id, dict(values), attempted=attempted)
+
+    def next_delivery_at(self) -> datetime | None:
+        """When the earliest pending delivery can next be claimed; None when none is pending."""
+        with self._db.read("cannot read deliveries") as conn:
+            return _deliveries.next_delivery_at(conn)
+
+    # -- reading and retention ---------------------------------------------------------------------
+
+    def list_sources(self) -> list[SourceView]:
+        with self._db.read("cannot read sources") as conn:
+            return _sources.list_sources(conn)
+
+    def list_alerts(self, since: datetime, *, limit: int | None = None) -> list[AlertView]:
+        """Alerts created at or after `since`, newest first."""
+        with self._db.read("cannot read alerts") as conn:
+            return _views.list_alerts(conn, since, limit)
+
+    def prune(self, now: datetime, retention: timedelta) -> int:
+        """Turn items fetched before now - retention into tombstones; returns how many."""
+        with self._db.write("cannot prune") as conn:
+            return _retention.prune(conn, now, retention)

@@ -1,0 +1,152 @@
+"""Reading alerts back with their item, source, other sources of the story and delivery state."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from monitor.model import AlertMessage, AlsoReported, Span
+
+from ._engine import chunks
+from ._schema import alerts, deliveries, items, sources
+from ._types import AlertView, DeliveryView
+
+_ALERT_COLUMNS = (
+    alerts.c.id,
+    alerts.c.rule_id,
+    alerts.c.rule_title,
+    alerts.c.level,
+    alerts.c.story_id,
+    alerts.c.created_at,
+    alerts.c.spans,
+    items.c.title,
+    items.c.link,
+    items.c.summary,
+    items.c.published_at,
+    items.c.source_id,
+    sources.c.name.label("source_name"),
+)
+
+
+def _alert_query() -> sa.Select[Any]:
+    return (
+        sa.select(*_ALERT_COLUMNS)
+        .join(items, items.c.id == alerts.c.item_id)
+        .join(sources, sources.c.id == items.c.source_id)
+    )
+
+
+def alert_rows(conn: Connection, alert_ids: Sequence[int]) -> dict[int, Row[Any]]:
+    found: dict[int, Row[Any]] = {}
+    for part in chunks(alert_ids):
+        found.update(
+            {row.id: row for row in conn.execute(_alert_query().where(alerts.c.id.in_(part)))}
+        )
+    return found
+
+
+def also_reported(conn: Connection, story_ids: Iterable[int]) -> dict[int, list[AlsoReported]]:
+    """Per story, the first item of each source, in the order the sources reported it."""
+    per_story: dict[int, list[AlsoReported]] = defaultdict(list)
+    seen: set[tuple[int, str]] = set()
+    for part in chunks(sorted(set(story_ids))):
+        query = (
+            sa.select(
+                items.c.story_id, items.c.source_id, items.c.title, items.c.link, sources.c.name
+            )
+            .join(sources, sources.c.id == items.c.source_id)
+            .where(items.c.story_id.in_(part))
+            .order_by(items.c.fetched_at, items.c.id)
+        )
+        for row in conn.execute(query):
+            if (row.story_id, row.source_id) in seen:
+                continue
+            seen.add((row.story_id, row.source_id))
+            per_story[row.story_id].append(
+                AlsoReported(row.source_id, row.name or row.source_id, row.title, row.link)
+            )
+    return per_story
+
+
+def others(also: Sequence[AlsoReported], source_id: str) -> tuple[AlsoReported, ...]:
+    return tuple(entry for entry in also if entry.source_id != source_id)
+
+
+def spans(stored: Sequence[dict[str, Any]]) -> tuple[Span, ...]:
+    return tuple(Span(s["field"], int(s["start"]), int(s["end"]), s["text"]) for s in stored)
+
+
+def message(row: Row[Any], also: Sequence[AlsoReported]) -> AlertMessage:
+    return AlertMessage(
+        alert_id=row.id,
+        rule_id=row.rule_id,
+        rule_title=row.rule_title,
+        level=row.level,
+        title=row.title,
+        link=row.link,
+        source_id=row.source_id,
+        source_name=row.source_name or row.source_id,
+        published=row.published_at,
+        created=row.created_at,
+        summary=row.summary,
+        matches=spans(row.spans),
+        also=others(also, row.source_id),
+        story_id=row.story_id,
+    )
+
+
+def list_alerts(conn: Connection, since: datetime, limit: int | None) -> list[AlertView]:
+    query = (
+        _alert_query()
+        .where(alerts.c.created_at >= since)
+        .order_by(alerts.c.created_at.desc(), alerts.c.id.desc())
+        .limit(limit)
+    )
+    rows = conn.execute(query).all()
+    also = also_reported(conn, [row.story_id for row in rows])
+    states = _delivery_views(conn, [row.id for row in rows])
+    return [
+        AlertView(
+            id=row.id,
+            rule=row.rule_id,
+            rule_title=row.rule_title,
+            level=row.level,
+            created=row.created_at,
+            title=row.title,
+            link=row.link,
+            source=row.source_id,
+            also=others(also.get(row.story_id, []), row.source_id),
+            deliveries=tuple(states.get(row.id, [])),
+            spans=spans(row.spans),
+            source_name=row.source_name or row.source_id,
+            story_id=row.story_id,
+        )
+        for row in rows
+    ]
+
+
+def _delivery_views(conn: Connection, alert_ids: Sequence[int]) -> dict[int, list[DeliveryView]]:
+    views: dict[int, list[DeliveryView]] = defaultdict(list)
+    for part in chunks(alert_ids):
+        query = (
+            sa.select(deliveries)
+            .where(deliveries.c.alert_id.in_(part))
+            .order_by(deliveries.c.notifier)
+        )
+        for row in conn.execute(query):
+            views[row.alert_id].append(
+                DeliveryView(
+                    notifier=row.notifier,
+                    status=row.status,
+                    attempts=row.attempts,
+                    last_error=row.last_error,
+                    next_attempt=row.next_attempt_at,
+                    sent_at=row.sent_at,
+                )
+            )
+    return views

@@ -1,0 +1,55 @@
+"""Storage fixtures: every test runs on a fresh SQLite file, and on PostgreSQL too when
+MONITOR_TEST_DATABASE_URL names one (a private database per test run, a clean schema per test)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from storage import Store
+
+PG_ENV = "MONITOR_TEST_DATABASE_URL"
+BACKENDS = ["sqlite", *(["postgresql"] if os.environ.get(PG_ENV) else [])]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A database of our own, so runs never see each other's tables; dropped at the end."""
+    base = sa.make_url(os.environ[PG_ENV])
+    name = f"monitor_test_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'monitor.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    opened = Store.open(db_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
