@@ -193,7 +193,7 @@ def test_sqlite_restart_after_a_kill_takes_back_the_dead_instances_leases(tmp_pa
     first.acquire_instance("dead", T0)
     first.sync_sources([spec("s1")], T0)
     assert [s.id for s in first.claim_due_sources("dead", T0, limit=5, lease=LEASE)] == ["s1"]
-    first._release_lock()  # what the kernel does for a killed process: the file lock goes, rows stay
+    first._release_lock()  # as the kernel does for a killed process: the lock goes, rows stay
     first.close()
 
     second = Store.open(url)

@@ -1,0 +1,197 @@
+"""The daemon: APScheduler 3.x drives short ticks (poll what is due, deliver what is due,
+housekeeping); each source's next poll time lives in the database, so a restart resumes where it
+stopped.
+
+APScheduler is only an in-process timer here: the database is the source of truth for what is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import random
+import signal
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from monitor.config import Config
+from monitor.delivery import Deliverer, DeliveryStats, RetryPolicy
+from monitor.fetch import Fetcher
+from monitor.parse import FeedParser
+from monitor.pipeline import Poller, PollStats
+from monitor.rulebook import Rulebook
+from monitor.stories import TitleStoryMatcher
+from notifiers import Notifier, build_notifier
+from storage import SourceSpec, Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+POLL_TICK_SECONDS = 5.0
+DELIVERY_TICK_SECONDS = 2.0
+RULES_TICK_SECONDS = 3.0
+HOUSEKEEPING_SECONDS = 600.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def source_specs(config: Config) -> list[SourceSpec]:
+    return [
+        SourceSpec(id=s.id, url=s.url, name=s.name, tags=tuple(s.tags), interval=s.interval)
+        for s in config.sources
+    ]
+
+
+class Daemon:
+    """Owns every long-lived component; `run()` opens them, runs, and closes them in order."""
+
+    def __init__(self, config: Config, *, clock: Clock = utcnow, instance_id: str | None = None):
+        self.config = config
+        self.clock = clock
+        self.instance_id = instance_id or new_instance_id()
+        self._rng = random.Random()
+        self._stop = asyncio.Event()
+        self._in_flight: set[asyncio.Task[object]] = set()
+
+    async def run(self, *, once: bool = False) -> tuple[PollStats, DeliveryStats]:
+        cfg = self.config
+        rulebook = Rulebook(cfg.rules, notifiers=list(cfg.notifiers), sources=None)
+        store = await asyncio.to_thread(Store.open, cfg.database)
+        try:
+            await asyncio.to_thread(store.acquire_instance, self.instance_id, self.clock())
+            await asyncio.to_thread(store.sync_sources, source_specs(cfg), self.clock())
+            notifiers = {name: build_notifier(name, s) for name, s in cfg.notifiers.items()}
+            parser = FeedParser()
+            try:
+                async with Fetcher(
+                    timeout=cfg.polling.timeout.total_seconds(),
+                    max_bytes=cfg.polling.max_bytes,
+                    user_agent=cfg.polling.user_agent,
+                    concurrency=cfg.polling.concurrency,
+                    per_host=cfg.polling.per_host,
+                ) as fetcher:
+                    poller = Poller(
+                        cfg, store, fetcher, parser, rulebook, TitleStoryMatcher(),
+                        instance_id=self.instance_id, clock=self.clock, rng=self._rng,
+                    )  # fmt: skip
+                    policy = RetryPolicy(
+                        cfg.delivery.retry_first, cfg.delivery.retry_max, cfg.delivery.give_up
+                    )
+                    deliverer = Deliverer(
+                        store,
+                        notifiers,
+                        policy,
+                        instance_id=self.instance_id,
+                        clock=self.clock,
+                        rng=self._rng,
+                    )
+                    if once:
+                        return await self._run_once(poller, deliverer)
+                    await self._run_forever(store, poller, deliverer, rulebook)
+                    return PollStats(), DeliveryStats()
+            finally:
+                parser.close()
+                await _close_notifiers(notifiers)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(store.release_instance, self.instance_id)
+            store.close()
+
+    async def _run_once(
+        self, poller: Poller, deliverer: Deliverer
+    ) -> tuple[PollStats, DeliveryStats]:
+        states = await poller.claim(include_not_due=True, limit=len(self.config.sources) + 1)
+        poll_stats = await poller.poll_all(states)
+        delivery_stats = await deliverer.run_once()
+        return poll_stats, delivery_stats
+
+    async def _run_forever(
+        self, store: Store, poller: Poller, deliverer: Deliverer, rulebook: Rulebook
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, lambda: rulebook.reload_if_changed(force=True))
+        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+        now = self.clock()
+        jobs: list[tuple[Callable[[], object], float]] = [
+            # Coroutine functions (or partials of them) run on the loop; APScheduler would hand a
+            # lambda returning a coroutine to a thread and never await it.
+            (functools.partial(self._tick_poll, poller), POLL_TICK_SECONDS),
+            (functools.partial(self._tick_deliver, deliverer), DELIVERY_TICK_SECONDS),
+            (rulebook.reload_if_changed, RULES_TICK_SECONDS),  # sync: runs in a worker thread
+            (functools.partial(self._housekeeping, store), HOUSEKEEPING_SECONDS),
+        ]
+        for func, seconds in jobs:
+            scheduler.add_job(
+                func, "interval", seconds=seconds, next_run_time=now,
+                max_instances=1, coalesce=True, misfire_grace_time=None,
+            )  # fmt: skip
+        scheduler.start()
+        log.info(
+            "source-monitor running: %d sources, %d rules, instance %s",
+            len(self.config.sources),
+            len(rulebook.current.ruleset.rules),
+            self.instance_id,
+        )
+        try:
+            await self._stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            await self._finish_in_flight()
+            await deliverer.close()
+            await deliverer.run_once()
+
+    def _request_stop(self, sig: signal.Signals) -> None:
+        log.info("received %s: finishing in-flight work", sig.name)
+        self._stop.set()
+
+    async def _tick_poll(self, poller: Poller) -> None:
+        """Claim what is due and start polling it; a slow source never holds up the tick."""
+        if self._stop.is_set():
+            return
+        room = self.config.polling.concurrency * 2 - len(self._in_flight)
+        if room <= 0:
+            return
+        for state in await poller.claim(limit=room):
+            task: asyncio.Task[object] = asyncio.create_task(poller.poll(state))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _tick_deliver(self, deliverer: Deliverer) -> None:
+        if not self._stop.is_set():
+            deliverer.tick()
+
+    async def _finish_in_flight(self) -> None:
+        if self._in_flight:
+            log.info("waiting for %d polls in flight", len(self._in_flight))
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _housekeeping(self, store: Store) -> None:
+        now = self.clock()
+        await asyncio.to_thread(store.heartbeat, self.instance_id, now)
+        pruned = await asyncio.to_thread(store.prune, now, self.config.retention)
+        if pruned:
+            log.info("pruned %d items older than the retention period", pruned)
+
+
+async def _close_notifiers(notifiers: dict[str, Notifier]) -> None:
+    for n in notifiers.values():
+        with contextlib.suppress(Exception):
+            await n.aclose()

@@ -1,0 +1,125 @@
+"""End-to-end harness: a real feed server, a real SMTP server (STARTTLS + AUTH), a Slack stand-in,
+and the real `monitor` command run in a subprocess against a config written for the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.monitor.feedserver import FeedServer
+from tests.notifiers.receivers import SlackStandIn, SmtpServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RULES = """\
+lists:
+  kn23: [KN-23, KN-24, Hwasong-11, КН-23]
+rules:
+  - id: kn23
+    title: KN-23 missiles
+    level: high
+    match:
+      any: [$kn23]
+  - id: depots
+    title: Strikes on ammunition depots
+    level: high
+    match:
+      all:
+        - any: [ammunition depot, arsenal]
+        - any: [strike, drone, explosion, explosions]
+  - id: background
+    title: Background only
+    level: info
+    match:
+      any: [Pyongyang]
+"""
+
+
+@dataclass
+class Harness:
+    folder: Path
+    feeds: FeedServer
+    slack: SlackStandIn
+    smtp: SmtpServer
+    config: Path
+
+    def monitor(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "monitor", *args, "-c", str(self.config)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.folder,
+            env=monitor_env(),
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "monitor", *args, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=self.folder,
+            env=monitor_env(),
+        )
+
+    def json(self, *args: str) -> Any:
+        result = self.monitor(*args, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def slack_accepted(self) -> list[Any]:
+        """Messages the stand-in answered 200 (a request left hanging was never answered)."""
+        return [r.json() for r in self.slack.requests if not r.reply.hang and r.reply.status == 200]
+
+
+def monitor_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def write_config(h: Harness, sources: list[tuple[str, str]], *, extra: str = "") -> None:
+    lines = [
+        f"database: sqlite:///{h.folder / 'state' / 'monitor.db'}",
+        "polling: {interval: 15m, timeout: 5s, max_bytes: 2MiB, concurrency: 8, per_host: 8}",
+        "first_poll: {backfill: 24h}",
+        "sources:",
+        *(f"  - {{id: {sid}, url: '{h.feeds.url(path)}'}}" for sid, path in sources),
+        "rules: [rules.yaml]",
+        "notifiers:",
+        "  slack: {type: slack, webhook_url: '" + h.slack.webhook_url + "'}",
+        "  mail:",
+        "    type: email",
+        f"    host: {h.smtp.host}",
+        f"    port: {h.smtp.port}",
+        "    security: starttls",
+        "    username: alice",
+        "    password: wonderland",
+        f"    ca_file: {h.smtp.ca_file}",
+        "    from: Monitor <monitor@example.org>",
+        "    to: [analyst@example.org]",
+        "default_notify: [slack, mail]",
+        "delivery: {retry_first: 1s, retry_max: 2s, give_up: 1h}",
+        extra,
+    ]
+    h.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (h.folder / "rules.yaml").write_text(RULES, encoding="utf-8")
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    with (
+        FeedServer() as feeds,
+        SlackStandIn() as slack,
+        SmtpServer(tmp_path, security="starttls", users={"alice": "wonderland"}) as smtp,
+    ):
+        yield Harness(tmp_path, feeds, slack, smtp, tmp_path / "config.yaml")
