@@ -68,6 +68,18 @@ def claim_deliveries(
     ]
 
 
+def pending(alert_id: int, notifier: str, now: datetime) -> dict[str, Any]:
+    """A new delivery row: due now, never tried."""
+    return {
+        "alert_id": alert_id,
+        "notifier": notifier,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
 def mark(conn: Connection, delivery_id: int, values: dict[str, Any], *, attempted: bool) -> None:
     """Record an outcome and release the lease. Only a pending delivery changes: a late report
     from a sender whose lease expired never overwrites a final state."""

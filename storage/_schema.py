@@ -68,6 +68,10 @@ sources = sa.Table(
     sa.Column("lease_owner", sa.String(200)),
     sa.Column("lease_until", UTCDateTime),
     sa.Column("last_instance", sa.String(200)),
+    # Health (migration 0002): the first failed poll of the current run of failures, cleared by a
+    # success; and the first poll ever, which starts the "silent" clock of a source with no item.
+    sa.Column("failing_since", UTCDateTime),
+    sa.Column("first_poll_at", UTCDateTime),
     sa.Index("ix_sources_next_poll_at", "next_poll_at"),
 )
 
@@ -116,6 +120,8 @@ items = sa.Table(
     sa.Index("ix_items_fetched_at", "fetched_at"),
 )
 
+# A rule alert points at its item and story. A system alert (rule_id "health") is about a source,
+# not an item: it has no item or story and carries its own source, title, link and summary.
 alerts = sa.Table(
     "alerts",
     metadata,
@@ -123,10 +129,14 @@ alerts = sa.Table(
     sa.Column("rule_id", sa.String(200), nullable=False),
     sa.Column("rule_title", sa.Text, nullable=False),
     sa.Column("level", sa.String(16), nullable=False),
-    sa.Column("story_id", BigId, sa.ForeignKey("stories.id"), nullable=False),
-    sa.Column("item_id", BigId, sa.ForeignKey("items.id"), nullable=False),
+    sa.Column("story_id", BigId, sa.ForeignKey("stories.id")),
+    sa.Column("item_id", BigId, sa.ForeignKey("items.id")),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("spans", Json, nullable=False),
+    sa.Column("source_id", sa.String(200), sa.ForeignKey("sources.id")),
+    sa.Column("title", sa.Text),
+    sa.Column("link", sa.Text),
+    sa.Column("summary", sa.Text),
     sa.UniqueConstraint("rule_id", "story_id", name="uq_alerts_rule_story"),
     sa.Index("ix_alerts_created_at", "created_at"),
 )
@@ -158,4 +168,22 @@ instances = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+# One row per time a source went failing or silent. `since` is when the condition began, read from
+# the source's own state, so every instance computes the same value: the unique key then lets one
+# raise win however many check at once. Recovery sets recovered_at, once (WHERE it IS NULL).
+health_episodes = sa.Table(
+    "health_episodes",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("source_id", sa.String(200), sa.ForeignKey("sources.id"), nullable=False),
+    sa.Column("condition", sa.String(16), nullable=False),
+    sa.Column("since", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("raised_at", UTCDateTime, nullable=False),
+    sa.Column("recovered_at", UTCDateTime),
+    sa.UniqueConstraint(
+        "source_id", "condition", "since", name="uq_health_episodes_source_condition_since"
+    ),
 )

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from ._engine import Database
-from ._schema import items, sources
+from ._schema import UTCDateTime, items, sources
 from ._types import SourceSpec, SourceState, SourceView
 
 _DETAIL_MAX = 2000
@@ -136,6 +136,11 @@ def held(source_id: str, instance_id: str) -> sa.ColumnElement[bool]:
     return sa.and_(sources.c.id == source_id, sources.c.lease_owner == instance_id)
 
 
+def _first(column: sa.Column[datetime], now: datetime) -> sa.ColumnElement[datetime]:
+    """The column's value if set, else now: the start of something that may already be going on."""
+    return sa.func.coalesce(column, sa.literal(now, UTCDateTime), type_=UTCDateTime)
+
+
 def success_values(instance_id: str, now: datetime, next_poll_at: datetime) -> dict[str, Any]:
     """Source state after a successful poll (new body or not); also releases the lease."""
     return {
@@ -143,6 +148,8 @@ def success_values(instance_id: str, now: datetime, next_poll_at: datetime) -> d
         "error_kind": None,
         "error_detail": None,
         "consecutive_failures": 0,
+        "failing_since": None,
+        "first_poll_at": _first(sources.c.first_poll_at, now),
         "last_poll_at": now,
         "last_success_at": now,
         "next_poll_at": next_poll_at,
@@ -190,6 +197,8 @@ def record_failure(
             error_kind=kind,
             error_detail=detail[:_DETAIL_MAX],
             consecutive_failures=sources.c.consecutive_failures + 1,
+            failing_since=_first(sources.c.failing_since, now),
+            first_poll_at=_first(sources.c.first_poll_at, now),
             last_poll_at=now,
             next_poll_at=next_poll_at,
             last_instance=instance_id,

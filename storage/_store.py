@@ -9,16 +9,20 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
+from monitor.errors import StorageError
 from monitor.model import Item
 from rules.ast import RuleMatch
 
-from . import _deliveries, _ingest, _retention, _sources, _views
+from . import _deliveries, _health, _ingest, _retention, _sources, _views
 from ._engine import Database, sqlite_path
 from ._lock import InstanceLock
 from ._schema import deliveries, instances, sources
 from ._types import (
     AlertView,
     DeliveryJob,
+    HealthChange,
+    HealthEvent,
+    HealthText,
     IngestResult,
     SourceSpec,
     SourceState,
@@ -64,8 +68,9 @@ class Store:
                 }
                 where = instances.c.id == instance_id
                 if self._lock is not None:
-                    # Holding the file's exclusive lock proves every other instance is gone (stopped or
-                    # killed): their leases are stale, and waiting them out would only delay alerts.
+                    # Holding the file's exclusive lock proves every other instance is gone
+                    # (stopped or killed): their leases are stale, and waiting them out would only
+                    # delay alerts.
                     conn.execute(instances.delete().where(instances.c.id != instance_id))
                     for table in (sources, deliveries):
                         conn.execute(
@@ -273,6 +278,30 @@ class Store:
         """When the earliest pending delivery can next be claimed; None when none is pending."""
         with self._db.read("cannot read deliveries") as conn:
             return _deliveries.next_delivery_at(conn)
+
+    # -- source health -----------------------------------------------------------------------------
+
+    def check_health(
+        self,
+        now: datetime,
+        *,
+        failing_after: timedelta | None,
+        silent_after: timedelta | None,
+        notify: Sequence[str],
+        describe: Callable[[HealthChange], HealthText],
+    ) -> list[HealthEvent]:
+        """Raise one system alert (rule id "health") for each source that has failed for
+        `failing_after` or had no new item for `silent_after`, and one when it recovers; None or
+        zero switches a check off. Alerts and their pending deliveries (one per `notify` notifier)
+        are written in one transaction. Each alert happens once however many instances check;
+        returns those this call raised."""
+        if now.tzinfo is None:  # compared with stored times in Python, not only bound to SQL
+            raise StorageError(
+                f"naive datetime {now!r}: storage takes timezone-aware datetimes only"
+            )
+        check = _health.Check(now, failing_after, silent_after, notify, describe)
+        with self._db.write("cannot check source health") as conn:
+            return _health.check_health(self._db, conn, check)
 
     # -- reading and retention ---------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from monitor.model import AlertMessage, AlsoReported, Span
 
@@ -116,3 +116,44 @@ class SourceView:
     last_instance: str | None
     items: int
     tags: tuple[str, ...] = ()
+
+
+HealthKind = Literal["failing", "silent", "recovered"]
+Condition = Literal["failing", "silent"]
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """A source crossing a health threshold: the facts its system alert states."""
+
+    kind: HealthKind
+    condition: Condition  # what began (failing, silent), or what ended (recovered)
+    source_id: str
+    source_name: str
+    url: str
+    since: datetime  # when the condition began
+    at: datetime  # when the check saw the change
+    error: str | None  # the stable error kind of a failing source, also kept for its recovery
+    error_detail: str | None
+    last_success: datetime | None
+    last_new_item: datetime | None
+
+
+@dataclass(frozen=True)
+class HealthText:
+    """How a system alert reads (worded by the daemon core, stored with the alert)."""
+
+    rule_title: str
+    title: str
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class HealthEvent:
+    """A system alert that a health check raised."""
+
+    source_id: str
+    kind: HealthKind
+    detail: str  # the alert's title: one sentence
+    condition: Condition  # the condition that began, or ended for a recovery
+    alert_id: int

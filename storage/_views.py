@@ -13,8 +13,11 @@ from sqlalchemy.engine import Connection, Row
 from monitor.model import AlertMessage, AlsoReported, Span
 
 from ._engine import chunks
-from ._schema import alerts, deliveries, items, sources
+from ._schema import UTCDateTime, alerts, deliveries, items, sources
 from ._types import AlertView, DeliveryView
+
+# A rule alert takes its text and source from its item; a system alert (no item) carries its own.
+_SOURCE_ID = sa.func.coalesce(items.c.source_id, alerts.c.source_id)
 
 _ALERT_COLUMNS = (
     alerts.c.id,
@@ -24,11 +27,15 @@ _ALERT_COLUMNS = (
     alerts.c.story_id,
     alerts.c.created_at,
     alerts.c.spans,
-    items.c.title,
-    items.c.link,
-    items.c.summary,
-    items.c.published_at,
-    items.c.source_id,
+    sa.func.coalesce(items.c.title, alerts.c.title, "").label("title"),
+    sa.func.coalesce(items.c.link, alerts.c.link).label("link"),
+    sa.func.coalesce(items.c.summary, alerts.c.summary, "").label("summary"),
+    # a system alert is published by the monitor itself, when it is raised
+    sa.type_coerce(
+        sa.case((alerts.c.item_id.is_(None), alerts.c.created_at), else_=items.c.published_at),
+        UTCDateTime,
+    ).label("published_at"),
+    _SOURCE_ID.label("source_id"),
     sources.c.name.label("source_name"),
 )
 
@@ -36,8 +43,8 @@ _ALERT_COLUMNS = (
 def _alert_query() -> sa.Select[Any]:
     return (
         sa.select(*_ALERT_COLUMNS)
-        .join(items, items.c.id == alerts.c.item_id)
-        .join(sources, sources.c.id == items.c.source_id)
+        .outerjoin(items, items.c.id == alerts.c.item_id)
+        .join(sources, sources.c.id == _SOURCE_ID)
     )
 
 
@@ -50,11 +57,14 @@ def alert_rows(conn: Connection, alert_ids: Sequence[int]) -> dict[int, Row[Any]
     return found
 
 
-def also_reported(conn: Connection, story_ids: Iterable[int]) -> dict[int, list[AlsoReported]]:
-    """Per story, the first item of each source, in the order the sources reported it."""
+def also_reported(
+    conn: Connection, story_ids: Iterable[int | None]
+) -> dict[int, list[AlsoReported]]:
+    """Per story, the first item of each source, in the order the sources reported it. System
+    alerts have no story (None): nothing to look up for them."""
     per_story: dict[int, list[AlsoReported]] = defaultdict(list)
     seen: set[tuple[int, str]] = set()
-    for part in chunks(sorted(set(story_ids))):
+    for part in chunks(sorted({story_id for story_id in story_ids if story_id is not None})):
         query = (
             sa.select(
                 items.c.story_id, items.c.source_id, items.c.title, items.c.link, sources.c.name

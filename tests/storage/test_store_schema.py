@@ -18,7 +18,16 @@ from storage import Store
 from storage._schema import metadata
 from tests.storage.storefakes import T0, spec
 
-TABLES = {"sources", "items", "stories", "story_keys", "alerts", "deliveries", "instances"}
+TABLES = {
+    "sources",
+    "items",
+    "stories",
+    "story_keys",
+    "alerts",
+    "deliveries",
+    "instances",
+    "health_episodes",
+}
 
 
 def test_public_names_are_exactly_the_api() -> None:
@@ -28,6 +37,9 @@ def test_public_names_are_exactly_the_api() -> None:
         "AlertView",
         "DeliveryJob",
         "DeliveryView",
+        "HealthChange",
+        "HealthEvent",
+        "HealthText",
         "IngestResult",
         "SourceSpec",
         "SourceState",
@@ -43,7 +55,7 @@ def test_migrations_create_the_schema_the_models_describe(store: Store, db_url: 
         with engine.connect() as conn:
             assert set(sa.inspect(conn).get_table_names()) >= TABLES
             context = MigrationContext.configure(conn)
-            assert context.get_current_revision() == "0001"
+            assert context.get_current_revision() == "0002"
             assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
