@@ -79,6 +79,10 @@ class FetchError(MonitorError):
         self.retry_after = retry_after
         super().__init__(f"{kind}: {detail}" if detail else kind)
 
+    def __reduce__(self) -> tuple[type[FetchError], tuple[str, str, float | None]]:
+        # Parsing runs in worker processes: the error must cross back with its kind intact.
+        return (FetchError, (self.kind, self.detail, self.retry_after))
+
 
 class DeliveryError(MonitorError):
     """A notifier could not deliver. `retryable` False means the receiver refused for good
