@@ -17,13 +17,16 @@ import signal
 import socket
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.config import Config
 from monitor.delivery import Deliverer, DeliveryStats, RetryPolicy
+from monitor.errors import MonitorError
 from monitor.fetch import Fetcher
+from monitor.health import run_health_check
+from monitor.metrics import Metrics, MetricsServer
 from monitor.parse import FeedParser
 from monitor.pipeline import Poller, PollStats
 from monitor.rulebook import Rulebook
@@ -38,7 +41,8 @@ Clock = Callable[[], datetime]
 POLL_TICK_SECONDS = 5.0
 DELIVERY_TICK_SECONDS = 2.0
 RULES_TICK_SECONDS = 3.0
-HOUSEKEEPING_SECONDS = 600.0
+HOUSEKEEPING_SECONDS = 60.0  # heartbeat, health checks, metrics gauges
+PRUNE_EVERY = timedelta(hours=1)
 
 
 def utcnow() -> datetime:
@@ -66,6 +70,8 @@ class Daemon:
         self._rng = random.Random()
         self._stop = asyncio.Event()
         self._in_flight: set[asyncio.Task[object]] = set()
+        self._last_prune: datetime | None = None
+        self.metrics = Metrics(self.instance_id)
 
     async def run(self, *, once: bool = False) -> tuple[PollStats, DeliveryStats]:
         cfg = self.config
@@ -87,6 +93,7 @@ class Daemon:
                     poller = Poller(
                         cfg, store, fetcher, parser, rulebook, TitleStoryMatcher(),
                         instance_id=self.instance_id, clock=self.clock, rng=self._rng,
+                        metrics=self.metrics,
                     )  # fmt: skip
                     policy = RetryPolicy(
                         cfg.delivery.retry_first, cfg.delivery.retry_max, cfg.delivery.give_up
@@ -98,6 +105,8 @@ class Daemon:
                         instance_id=self.instance_id,
                         clock=self.clock,
                         rng=self._rng,
+                        digests=_digest_periods(cfg),
+                        metrics=self.metrics,
                     )
                     if once:
                         return await self._run_once(poller, deliverer)
@@ -122,6 +131,20 @@ class Daemon:
     async def _run_forever(
         self, store: Store, poller: Poller, deliverer: Deliverer, rulebook: Rulebook
     ) -> None:
+        server = None
+        if self.config.metrics:
+            server = MetricsServer(self.metrics, self.config.metrics)
+            await server.start()
+            log.info("metrics on http://%s/metrics", self.config.metrics)
+        try:
+            await self._schedule(store, poller, deliverer, rulebook)
+        finally:
+            if server is not None:
+                await server.stop()
+
+    async def _schedule(
+        self, store: Store, poller: Poller, deliverer: Deliverer, rulebook: Rulebook
+    ) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
@@ -134,7 +157,7 @@ class Daemon:
             (functools.partial(self._tick_poll, poller), POLL_TICK_SECONDS),
             (functools.partial(self._tick_deliver, deliverer), DELIVERY_TICK_SECONDS),
             (rulebook.reload_if_changed, RULES_TICK_SECONDS),  # sync: runs in a worker thread
-            (functools.partial(self._housekeeping, store), HOUSEKEEPING_SECONDS),
+            (functools.partial(self._housekeeping, store, rulebook), HOUSEKEEPING_SECONDS),
         ]
         for func, seconds in jobs:
             scheduler.add_job(
@@ -183,12 +206,35 @@ class Daemon:
             log.info("waiting for %d polls in flight", len(self._in_flight))
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-    async def _housekeeping(self, store: Store) -> None:
+    async def _housekeeping(self, store: Store, rulebook: Rulebook) -> None:
+        """Once a minute: heartbeat, health alerts, metrics gauges; once an hour: retention."""
         now = self.clock()
-        await asyncio.to_thread(store.heartbeat, self.instance_id, now)
-        pruned = await asyncio.to_thread(store.prune, now, self.config.retention)
-        if pruned:
-            log.info("pruned %d items older than the retention period", pruned)
+        self.metrics.heartbeat(now.timestamp())
+        self.metrics.set_rules(len(rulebook.current.ruleset.rules), not rulebook.problems)
+        try:
+            await asyncio.to_thread(store.heartbeat, self.instance_id, now)
+            await run_health_check(store, self.config, self.clock)
+            views = await asyncio.to_thread(store.list_sources)
+            statuses: dict[str, int] = {}
+            for v in views:
+                statuses[v.status] = statuses.get(v.status, 0) + 1
+            self.metrics.set_sources_by_status(statuses)
+            if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
+                self._last_prune = now
+                pruned = await asyncio.to_thread(store.prune, now, self.config.retention)
+                if pruned:
+                    log.info("pruned %d items older than the retention period", pruned)
+        except MonitorError as e:  # the database may be briefly unavailable: try next minute
+            log.error("housekeeping failed: %s", e)
+
+
+def _digest_periods(config: Config) -> dict[str, timedelta]:
+    periods: dict[str, timedelta] = {}
+    for name, settings in config.notifiers.items():
+        period = getattr(settings, "digest", None)
+        if isinstance(period, timedelta) and period > timedelta(0):
+            periods[name] = period
+    return periods
 
 
 async def _close_notifiers(notifiers: dict[str, Notifier]) -> None:

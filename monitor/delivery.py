@@ -12,17 +12,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.errors import DeliveryError
-from notifiers import Notifier, SendOutcome
+from monitor.metrics import Metrics
+from notifiers import DigestCapable, Notifier, SendOutcome
 from storage import DeliveryJob, Store
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+# One digest email lists at most this many alerts (the notifier caps what it shows anyway).
+DIGEST_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class Deliverer:
         rng: random.Random | None = None,
         batch: int = 20,
         lease: timedelta = timedelta(minutes=5),
+        digests: Mapping[str, timedelta] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._notifiers = dict(notifiers)
@@ -77,6 +84,15 @@ class Deliverer:
         self._lease = lease
         self._locks = {name: asyncio.Lock() for name in notifiers}
         self._tasks: dict[str, asyncio.Task[DeliveryStats]] = {}
+        self._digests = {
+            name: period
+            for name, period in (digests or {}).items()
+            if isinstance(self._notifiers.get(name), DigestCapable)
+        }
+        self._metrics = metrics
+        # A receiver's Retry-After speaks for the receiver (a Slack webhook is rate limited as a
+        # whole), so nothing goes to it before then, whichever delivery asked.
+        self._paused_until: dict[str, datetime] = {}
 
     async def run_once(self) -> DeliveryStats:
         """Send every delivery due now, each notifier independently, and wait for all of them."""
@@ -115,56 +131,109 @@ class Deliverer:
         if lock.locked():  # already sending through this notifier
             return stats
         async with lock:
+            paused = self._paused_until.get(name)
+            if paused is not None and self._clock() < paused:
+                return stats
+            if name in self._digests:
+                return await self._digest(name, self._digests[name])
             while True:
-                jobs = await asyncio.to_thread(
-                    self._store.claim_deliveries,
-                    self._instance,
-                    self._clock(),
-                    limit=self._batch,
-                    lease=self._lease,
-                    notifiers=[name],
-                )
+                jobs = await self._claim(name, self._batch)
                 if not jobs:
                     return stats
                 stats.add(await self._send(self._notifiers[name], jobs))
+                if name in self._paused_until and self._clock() < self._paused_until[name]:
+                    return stats
+
+    async def _claim(self, name: str, limit: int) -> list[DeliveryJob]:
+        return await asyncio.to_thread(
+            self._store.claim_deliveries,
+            self._instance,
+            self._clock(),
+            limit=limit,
+            lease=self._lease,
+            notifiers=[name],
+        )
+
+    async def _digest(self, name: str, period: timedelta) -> DeliveryStats:
+        """A digest goes out once its oldest pending alert has waited a whole period: at most one
+        email per period, and no alert waits much longer than one period."""
+        oldest = await asyncio.to_thread(self._store.oldest_pending, name)
+        if oldest is None or self._clock() - oldest < period:
+            return DeliveryStats()
+        jobs = await self._claim(name, DIGEST_BATCH)
+        if not jobs:
+            return DeliveryStats()
+        notifier = self._notifiers[name]
+        assert isinstance(notifier, DigestCapable)
+        started = time.monotonic()
+        try:
+            outcome = await notifier.send_digest([job.alert for job in jobs], period=period)
+        except Exception as e:
+            log.exception("notifier %s raised instead of reporting an outcome", name)
+            outcome = SendOutcome(
+                error=DeliveryError(f"{type(e).__name__} in {name}", retryable=True)
+            )
+        return await self._record_all(name, jobs, [outcome] * len(jobs), started)
 
     async def _send(self, notifier: Notifier, jobs: Sequence[DeliveryJob]) -> DeliveryStats:
+        started = time.monotonic()
         try:
             outcomes = await notifier.send([job.alert for job in jobs])
         except Exception as e:  # a notifier bug must not lose the batch: retry it later
             log.exception("notifier %s raised instead of reporting an outcome", notifier.name)
             err = DeliveryError(f"{type(e).__name__} in notifier {notifier.name}", retryable=True)
             outcomes = [SendOutcome(error=err) for _ in jobs]
+        return await self._record_all(notifier.name, jobs, outcomes, started)
+
+    async def _record_all(
+        self,
+        name: str,
+        jobs: Sequence[DeliveryJob],
+        outcomes: Sequence[SendOutcome],
+        started: float,
+    ) -> DeliveryStats:
+        seconds = (time.monotonic() - started) / max(len(jobs), 1)
         stats = DeliveryStats()
         for job, outcome in zip(jobs, outcomes, strict=True):
-            await asyncio.to_thread(self._record, job, outcome, stats)
+            result = await asyncio.to_thread(self._record, job, outcome, stats)
+            if self._metrics is not None:
+                self._metrics.delivery(name, result, seconds)
         return stats
 
-    def _record(self, job: DeliveryJob, outcome: SendOutcome, stats: DeliveryStats) -> None:
+    def _record(self, job: DeliveryJob, outcome: SendOutcome, stats: DeliveryStats) -> str:
+        """Write what the receiver said; returns the outcome's name for the metrics."""
         now = self._clock()
         err = outcome.error
+        alert = job.alert.alert_id
         if err is None:
             self._store.mark_sent(job.delivery_id, now, message_id=outcome.message_id)
             stats.sent += 1
-            log.info("alert %d delivered via %s", job.alert.alert_id, job.notifier)
-        elif not err.retryable:
+            log.info("alert %d delivered via %s", alert, job.notifier)
+            return "sent"
+        if not err.retryable:
             self._store.mark_failed(job.delivery_id, now, error=str(err))
             stats.failed += 1
-            log.error("alert %d refused by %s: %s", job.alert.alert_id, job.notifier, err)
-        elif now - job.created >= self._policy.give_up:
+            log.error("alert %d refused by %s: %s", alert, job.notifier, err)
+            return "failed"
+        if now - job.created >= self._policy.give_up:
             self._store.mark_dead(job.delivery_id, now, error=str(err))
             stats.dead += 1
-            log.error("alert %d gave up on %s: %s", job.alert.alert_id, job.notifier, err)
-        else:
-            wait = self._policy.delay(job.attempts + 1, self._rng)
-            if err.retry_after is not None:
-                wait = max(wait, timedelta(seconds=err.retry_after))
-            self._store.mark_retry(job.delivery_id, now, next_attempt_at=now + wait, error=str(err))
-            stats.retried += 1
-            log.warning(
-                "alert %d via %s failed (%s); retry in %ds",
-                job.alert.alert_id,
-                job.notifier,
-                err,
-                wait.total_seconds(),
+            log.error("alert %d gave up on %s: %s", alert, job.notifier, err)
+            return "dead"
+        wait = self._policy.delay(job.attempts + 1, self._rng)
+        if err.retry_after is not None:
+            wait = max(wait, timedelta(seconds=err.retry_after))
+            until = now + timedelta(seconds=err.retry_after)
+            self._paused_until[job.notifier] = max(
+                self._paused_until.get(job.notifier, until), until
             )
+        self._store.mark_retry(job.delivery_id, now, next_attempt_at=now + wait, error=str(err))
+        stats.retried += 1
+        log.warning(
+            "alert %d via %s failed (%s); retry in %ds",
+            alert,
+            job.notifier,
+            err,
+            int(wait.total_seconds()),
+        )
+        return "retry"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ from datetime import datetime
 from monitor.config import Config
 from monitor.errors import FetchError
 from monitor.fetch import Fetcher, FetchRequest, FetchResult
+from monitor.metrics import Metrics
 from monitor.model import Item
 from monitor.parse import FeedParser
 from monitor.rulebook import Rulebook, item_document, make_router
@@ -52,6 +54,7 @@ class Poller:
         instance_id: str,
         clock: Clock,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._config = config
         self._store = store
@@ -62,6 +65,7 @@ class Poller:
         self._instance = instance_id
         self._clock = clock
         self._rng = rng or random.Random()
+        self._metrics = metrics
         self._min_levels = {name: s.min_level for name, s in config.notifiers.items()}
         # A claimed source stays leased for a whole fetch + parse + ingest, with room to spare.
         self.lease = config.polling.timeout * 3 + config.polling.interval / 10
@@ -97,6 +101,19 @@ class Poller:
 
     async def poll(self, state: SourceState) -> IngestResult | FetchError | None:
         """Poll one claimed source: what was ingested, the failure, or None when unchanged."""
+        started = time.monotonic()
+        outcome = await self._poll(state)
+        if self._metrics is not None:
+            seconds = time.monotonic() - started
+            if isinstance(outcome, FetchError):
+                self._metrics.poll(state.id, outcome.kind, seconds)
+            else:
+                self._metrics.poll(state.id, "unchanged" if outcome is None else "ok", seconds)
+                if outcome is not None:
+                    self._metrics.items(state.id, outcome.new_items)
+        return outcome
+
+    async def _poll(self, state: SourceState) -> IngestResult | FetchError | None:
         request = FetchRequest(
             source_id=state.id,
             url=state.url,

@@ -108,3 +108,16 @@ def next_delivery_at(conn: Connection) -> datetime | None:
         return None
     assert isinstance(value, datetime)
     return value
+
+
+def oldest_pending(conn: Connection, notifier: str) -> datetime | None:
+    """When the oldest delivery still pending for `notifier` was created (digests wait on it)."""
+    oldest = sa.func.min(sa.type_coerce(deliveries.c.created_at, UTCDateTime))
+    query = sa.select(sa.type_coerce(oldest, UTCDateTime)).where(
+        deliveries.c.status == "pending", deliveries.c.notifier == notifier
+    )
+    value = conn.execute(query).scalar_one_or_none()
+    if value is None:
+        return None
+    assert isinstance(value, datetime)
+    return value

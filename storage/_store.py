@@ -279,6 +279,11 @@ class Store:
         with self._db.read("cannot read deliveries") as conn:
             return _deliveries.next_delivery_at(conn)
 
+    def oldest_pending(self, notifier: str) -> datetime | None:
+        """Creation time of the oldest delivery still pending for `notifier`; None when none is."""
+        with self._db.read("cannot read deliveries") as conn:
+            return _deliveries.oldest_pending(conn, notifier)
+
     # -- source health -----------------------------------------------------------------------------
 
     def check_health(

@@ -90,7 +90,9 @@ def _slack_title(message: Any) -> str:
 
 
 def mail_subjects(h: Harness) -> list[str]:
-    return [str(mail.message["Subject"]).lstrip() for mail in h.smtp.mails]  # TODO-LEAD
+    # CPython's folder may break right after "Subject:" when the value fits on a line of its own;
+    # unfolding then leaves a leading space, which mail clients drop too.
+    return [str(mail.message["Subject"]).lstrip() for mail in h.smtp.mails]
 
 
 def test_two_polls_then_nothing_new(harness: Harness) -> None:
