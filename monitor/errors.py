@@ -1,6 +1,7 @@
 """The one exception tree. Each kind tells the caller what to do next.
 
-This module is a leaf: `rules`, `storage` and `notifiers` may import it, it imports nothing of the project.
+This module is a leaf: `rules`, `storage` and `notifiers` may import it; it imports nothing of the
+project.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class Location:
 
 @dataclass(frozen=True)
 class Problem:
-    """One located message, e.g. `config.yaml:3:5: unknown key 'intervall' (did you mean 'interval'?)`."""
+    """One located message, e.g.
+    `config.yaml:3:5: unknown key 'intervall' (did you mean 'interval'?)`."""
 
     location: Location
     message: str

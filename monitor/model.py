@@ -20,8 +20,8 @@ def level_rank(level: str) -> int:
 class Item:
     """One normalised feed entry, ready to store and match.
 
-    `key` is the identity within its source (DESIGN §6): GUID/Atom id, else canonical link, else a hash of
-    title+content, prefixed by which of the three it is (`guid:`, `link:`, `hash:`).
+    `key` is the identity within its source (DESIGN §6): GUID/Atom id, else canonical link, else a
+    hash of title+content, prefixed by which of the three it is (`guid:`, `link:`, `hash:`).
     Text fields are plain text (HTML already stripped) for matching and display.
     """
 

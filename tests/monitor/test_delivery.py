@@ -90,6 +90,11 @@ async def close_notifiers() -> AsyncIterator[None]:
         await OPENED.pop().aclose()
 
 
+def paced_slack(slack: SlackStandIn) -> Notifier:
+    """Slack's one-message-a-second pacing on a fake clock, so tests never sleep."""
+    return build_notifier("slack", slack_settings(webhook_url=slack.webhook_url), clock=FakeClock())
+
+
 def deliverer(store: Store, clock: Clock, **notifiers: Notifier) -> Deliverer:
     OPENED.extend(notifiers.values())
     return Deliverer(
@@ -154,7 +159,7 @@ async def test_a_failing_email_server_never_holds_back_slack(store: Store, tmp_p
     with SlackStandIn() as slack:
         d = deliverer(
             store, clock,
-            slack=build_notifier("slack", slack_settings(webhook_url=slack.webhook_url), clock=FakeClock()),
+            slack=paced_slack(slack),
             mail=email_notifier(closed_port(), None),
         )  # fmt: skip
         stats = await d.run_once()
@@ -172,7 +177,7 @@ async def test_503_then_429_retry_after_then_200_exactly_once(store: Store, tmp_
         slack.reply(Reply(429, "rate_limited", retry_after="120"))
         d = deliverer(
             store, clock,
-            slack=build_notifier("slack", slack_settings(webhook_url=slack.webhook_url), clock=FakeClock()),
+            slack=paced_slack(slack),
             mail=email_notifier(smtp.port, None),
         )  # fmt: skip
         request_times: list[datetime] = []
