@@ -117,7 +117,11 @@ def check() -> None:
     )
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"{config.summary()}; {len(ruleset.rules)} rules in {len(ruleset.files)} files: ok")
+    rules, files = len(ruleset.rules), len(ruleset.files)
+    click.echo(
+        f"{config.summary()}; {rules} rule{'s' * (rules != 1)} "
+        f"in {files} file{'s' * (files != 1)}: ok"
+    )
 
 
 @cli.command("test")
