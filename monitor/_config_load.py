@@ -91,6 +91,8 @@ class Loader:
         rules = self._rules(top.rules if top else _strings(self.data.get("rules")))
         default_notify = self._default_notify(top, notifiers)
         health_notify = self._names(top.health.notify, ("health", "notify")) if top else None
+        if health_notify is not None:
+            health_notify = tuple(n for n in health_notify if n not in self.dropped)
         self._raise_problems()
         assert top is not None
         if not rules:
@@ -133,11 +135,13 @@ class Loader:
         raw = self.data["notifiers"]
         if not isinstance(raw, dict):
             return {}  # `notifiers:` left empty is no notifiers; other types: reported by _top
-        used = self._referenced_notifiers()
         out: dict[str, NotifierSettings] = {}
         for name, settings in raw.items():
+            # A notifier whose variables are unset is off, even where default_notify names it: the
+            # shipped config lists Slack and email there, and setting their variables switches
+            # them on. `monitor check` and the daemon's start-up print the warning.
             unset = self.env.unset_under(("notifiers", name))
-            if unset and name not in used:
+            if unset:
                 variables = ", ".join(dict.fromkeys(str(r.name) for r in unset))
                 self.dropped[str(name)] = f"{variables} not set"
                 msg = f"notifier '{name}' is off: {variables} not set"
@@ -158,15 +162,6 @@ class Loader:
             self.problems.extend(problems_from_validation(e, self.doc, NotifiersSection))
             return None
         return section.notifiers[name]
-
-    def _referenced_notifiers(self) -> set[Any]:
-        """Notifier names in default_notify and health.notify, read leniently from the raw tree:
-        they decide whether a notifier missing a variable is an error or just switched off."""
-        health = self.data.get("health")
-        lists = [self.data.get("default_notify")]
-        if isinstance(health, dict):
-            lists.append(health.get("notify"))
-        return {name for names in lists if isinstance(names, list) for name in names}
 
     def _report_references(self) -> None:
         for ref in self.env.malformed:
@@ -211,6 +206,7 @@ class Loader:
             chosen = tuple(n for n, s in notifiers.items() if isinstance(s, ConsoleSettings))
         else:
             chosen = self._names(top.default_notify, ("default_notify",)) or ()
+            chosen = tuple(n for n in chosen if n not in self.dropped)
         if not chosen:
             self._warn(
                 ("default_notify",),

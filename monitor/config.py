@@ -5,8 +5,8 @@
 
 Relative paths (database, rules, OPML imports) resolve against the config file's folder. `${VAR}`
 and `${VAR:-default}` expand environment variables in string values. A notifier that references an
-unset variable is switched off with a warning (`Config.warnings`), unless default_notify or
-health.notify names it: then the missing variable is an error.
+unset variable is switched off with a warning (`Config.warnings`) and left out of default_notify and
+health.notify, so setting its variables is all it takes to switch it on.
 """
 
 from __future__ import annotations

@@ -776,23 +776,20 @@ def test_notifier_comes_on_when_its_variables_are_set(cwd: Path) -> None:
     assert list(config.disabled_notifiers) == ["analysts-email"]
 
 
-def test_notifier_named_by_default_notify_needs_its_variables(cwd: Path) -> None:
+def test_notifier_named_by_default_notify_switches_on_with_its_variables(cwd: Path) -> None:
     text = MINIMAL + NOTIFIERS + "default_notify: [console, analysts-slack]\n"
-    assert problems(cwd, text) == [
-        "config.yaml:9:18: environment variable SLACK_WEBHOOK_URL is not set "
-        "(set it, or write ${SLACK_WEBHOOK_URL:-default} to give a default)"
-    ]
+    config = load(cwd, text)
+    assert config.default_notify == ("console",)
+    assert "notifier 'analysts-slack' is off: SLACK_WEBHOOK_URL not set" in config.warnings[0]
+    config = load(cwd, text, {"SLACK_WEBHOOK_URL": "https://hooks.slack.example/secret"})
+    assert config.default_notify == ("console", "analysts-slack")
 
 
-def test_notifier_named_by_health_notify_needs_its_variables(cwd: Path) -> None:
+def test_notifier_named_by_health_notify_switches_on_with_its_variables(cwd: Path) -> None:
     text = MINIMAL + NOTIFIERS + "health:\n  notify: [analysts-email]\n"
-    found = problems(cwd, text, {"SMTP_USER": "u"})
-    assert found == [
-        "config.yaml:13:11: environment variable SMTP_PORT is not set "
-        "(set it, or write ${SMTP_PORT:-default} to give a default)",
-        "config.yaml:15:15: environment variable SMTP_PASSWORD is not set "
-        "(set it, or write ${SMTP_PASSWORD:-default} to give a default)",
-    ]
+    assert load(cwd, text, {"SMTP_USER": "u"}).health.notify == ()
+    env = {"SMTP_USER": "u", "SMTP_PORT": "25", "SMTP_PASSWORD": "p"}
+    assert load(cwd, text, env).health.notify == ("analysts-email",)
 
 
 def test_switched_off_notifier_still_has_its_typos_reported(cwd: Path) -> None:
