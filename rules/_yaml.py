@@ -21,6 +21,11 @@ from monitor.errors import Location, Problem
 
 Path = tuple[str | int, ...]
 
+# libyaml's parser when present: about ten times faster on large rule files.
+_LOADER: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = getattr(
+    yaml, "CSafeLoader", yaml.SafeLoader
+)
+
 
 @dataclass(frozen=True)
 class Positioned:
@@ -84,7 +89,7 @@ def _walk(node: yaml.Node, path: Path, pos: Positioned, budget: list[int]) -> No
 def load_yaml(text: str, file: str) -> Positioned:
     """Parse one YAML document. Raises `YamlSyntaxError` (with a located problem) on broken YAML or
     duplicate keys. An empty document loads as None."""
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         node = loader.get_single_node()
         if node is None:
