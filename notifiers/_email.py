@@ -1,6 +1,6 @@
 """Email over SMTP. smtplib is blocking, so each batch runs in a worker thread (asyncio.to_thread)
 over one connection; reply codes are sorted into retryable (4xx, network, TLS) and permanent (5xx)
-here, and only here."""
+here, and only here. A digest is one more message through the same path."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import asyncio
 import smtplib
 import ssl
 from collections.abc import Sequence
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 from monitor.errors import ConfigError, DeliveryError
 from monitor.model import AlertMessage
 from notifiers._base import SendOutcome, not_attempted
+from notifiers._digest import build_digest_message, render_digest
 from notifiers._email_message import Sender, build_message, parse_address
 from notifiers._http import redact
 from notifiers._text import clean
@@ -73,6 +75,10 @@ def _tls_context(settings: EmailSettings, name: str) -> ssl.SSLContext:
         raise ConfigError(f"notifier {name!r}: ca_file holds no usable PEM certificate") from None
 
 
+def _unbuildable(what: str, exc: Exception) -> DeliveryError:
+    return DeliveryError(f"{what} could not be built ({type(exc).__name__})", retryable=False)
+
+
 class EmailNotifier:
     def __init__(self, name: str, settings: EmailSettings) -> None:
         self.name = name
@@ -91,15 +97,37 @@ class EmailNotifier:
     def message(self, alert: AlertMessage) -> EmailMessage:
         return build_message(alert, self._sender)
 
+    def digest_message(self, alerts: Sequence[AlertMessage], period: timedelta) -> EmailMessage:
+        return build_digest_message(alerts, self._sender, period)
+
     def preview(self, alert: AlertMessage) -> str:
+        """The whole RFC 5322 message as it would be sent, with LF line ends for reading."""
         msg = self.message(alert)
         return msg.as_string(policy=msg.policy.clone(linesep="\n"))
+
+    def digest_preview(self, alerts: Sequence[AlertMessage], *, period: timedelta) -> str:
+        """The digest's HTML body, to open in a browser."""
+        return render_digest(alerts, period)[2]
 
     async def send(self, alerts: Sequence[AlertMessage]) -> list[SendOutcome]:
         if not alerts:
             return []
         messages = [self._message_or_error(alert) for alert in alerts]
         return await asyncio.to_thread(self._send_batch, messages)
+
+    async def send_digest(
+        self, alerts: Sequence[AlertMessage], *, period: timedelta
+    ) -> SendOutcome:
+        """All of `alerts` in one email; its outcome stands for each of them. Nothing to send is
+        a success with no message."""
+        if not alerts:
+            return SendOutcome()
+        try:
+            msg: EmailMessage | DeliveryError = self.digest_message(alerts, period)
+        except (ValueError, TypeError, LookupError) as exc:
+            msg = _unbuildable("digest", exc)
+        [outcome] = await asyncio.to_thread(self._send_batch, [msg])
+        return outcome
 
     async def aclose(self) -> None:
         return None  # connections live for one batch only
@@ -109,9 +137,7 @@ class EmailNotifier:
         try:
             return self.message(alert)
         except (ValueError, TypeError, LookupError) as exc:
-            return DeliveryError(
-                f"email could not be built ({type(exc).__name__})", retryable=False
-            )
+            return _unbuildable("email", exc)
 
     def _send_batch(self, messages: list[EmailMessage | DeliveryError]) -> list[SendOutcome]:
         if all(isinstance(m, DeliveryError) for m in messages):

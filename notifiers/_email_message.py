@@ -34,7 +34,7 @@ from notifiers._text import (
 SUBJECT_CHARS = 200
 _ADDR = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _MSGID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
-_LEVEL_COLORS = {
+LEVEL_COLORS = {
     "info": "#5f6b7a",
     "low": "#2f6f4f",
     "medium": "#9a6700",
@@ -42,7 +42,7 @@ _LEVEL_COLORS = {
     "critical": "#6e0d0d",
 }
 
-_ENV = Environment(
+TEMPLATES = Environment(
     loader=PackageLoader("notifiers", "templates"),
     autoescape=select_autoescape(
         enabled_extensions=("html.j2",), disabled_extensions=("txt.j2",), default=True
@@ -88,7 +88,7 @@ class Sender:
         return self.from_.domain.lower()
 
 
-def _title_segments(alert: AlertMessage, title: str) -> list[Segment]:
+def title_segments(alert: AlertMessage, title: str) -> list[Segment]:
     """The title with matched words marked, unless it had to be cut (offsets would not fit)."""
     segments = highlight(alert.title, alert.matches, "title")
     if "".join(s.text for s in segments) != title:
@@ -111,12 +111,12 @@ def _context(alert: AlertMessage, subject_line: str) -> dict[str, Any]:
     return {
         "subject": subject_line,
         "level": level_label(alert),
-        "level_color": _LEVEL_COLORS.get(alert.level, "#5f6b7a"),
+        "level_color": level_color(alert.level),
         "rule_id": clean(alert.rule_id),
         "rule_title": clean(alert.rule_title),
         "alert_id": alert.alert_id,
         "title": title,
-        "title_segments": _title_segments(alert, title),
+        "title_segments": title_segments(alert, title),
         "link": safe_link(alert.link),
         "source": source,
         "published": iso_time(alert.published),
@@ -130,34 +130,66 @@ def _context(alert: AlertMessage, subject_line: str) -> dict[str, Any]:
 def render_bodies(alert: AlertMessage, subject_line: str) -> tuple[str, str]:
     """(plain text, HTML)."""
     context = _context(alert, subject_line)
-    text = _ENV.get_template("alert.txt.j2").render({**context, "snippet": context["snippet_text"]})
-    html = _ENV.get_template("alert.html.j2").render(context)
+    text = TEMPLATES.get_template("alert.txt.j2").render(
+        {**context, "snippet": context["snippet_text"]}
+    )
+    html = TEMPLATES.get_template("alert.html.j2").render(context)
     return text, html
+
+
+def level_color(level: str) -> str:
+    return LEVEL_COLORS.get(level, LEVEL_COLORS["info"])
+
+
+def new_message(
+    sender: Sender, subject_line: str, *, idstring: str, now: datetime | None = None
+) -> EmailMessage:
+    """The headers every email we send carries, single alert or digest: the subject must already
+    be one clean line."""
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = subject_line
+    msg["From"] = sender.from_
+    msg["To"] = sender.to
+    msg["Date"] = format_datetime(now or datetime.now(UTC))
+    msg["Message-ID"] = make_msgid(idstring, domain=sender.domain)
+    msg["List-Id"] = f"<source-monitor.{sender.domain}>"
+    # RFC 3834: automatic mail; stops vacation auto-replies looping back.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    return msg
+
+
+def attach_bodies(msg: EmailMessage, text: str, html: str) -> None:
+    """Plain text first: RFC 2046 §5.1.4 puts the preferred (richest) alternative last."""
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    msg.add_alternative(html, subtype="html", charset="utf-8")
 
 
 def build_message(
     alert: AlertMessage, sender: Sender, *, now: datetime | None = None
 ) -> EmailMessage:
-    msg = EmailMessage(policy=SMTP)
     line = subject(alert)
-    msg["Subject"] = line
-    msg["From"] = sender.from_
-    msg["To"] = sender.to
-    msg["Date"] = format_datetime(now or datetime.now(UTC))
-    msg["Message-ID"] = make_msgid(f"alert{alert.alert_id}", domain=sender.domain)
-    msg["List-Id"] = f"<source-monitor.{sender.domain}>"
-    # RFC 3834: automatic mail; stops vacation auto-replies looping back.
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "All"
+    msg = new_message(sender, line, idstring=f"alert{alert.alert_id}", now=now)
     msg["X-Monitor-Rule"] = clean(alert.rule_id)[:100]
     msg["X-Monitor-Level"] = alert.level
     if alert.thread_root and _MSGID.fullmatch(alert.thread_root):
         msg["In-Reply-To"] = alert.thread_root
         msg["References"] = alert.thread_root
-    text, html = render_bodies(alert, line)
-    msg.set_content(text, subtype="plain", charset="utf-8")
-    msg.add_alternative(html, subtype="html", charset="utf-8")
+    attach_bodies(msg, *render_bodies(alert, line))
     return msg
 
 
-__all__ = ["Sender", "build_message", "parse_address", "render_bodies", "subject"]
+__all__ = [
+    "LEVEL_COLORS",
+    "SUBJECT_CHARS",
+    "TEMPLATES",
+    "Sender",
+    "attach_bodies",
+    "build_message",
+    "level_color",
+    "new_message",
+    "parse_address",
+    "render_bodies",
+    "subject",
+    "title_segments",
+]
