@@ -1,0 +1,258 @@
+"""Compiled rule nodes of the fast matcher.
+
+Each node answers two questions about a document: `held` (as cheaply as possible: children are
+ordered by `cost` and evaluation stops as soon as the answer is known) and `spans` (asked only of
+nodes that hold, so the expensive leaves run in full only for rules that match).
+
+`needs` lists sets of term tokens that must ALL be met (each by at least one token found in the
+document) for the node to be able to hold; an empty list says nothing is known (a regex, a fuzzy
+term, a `none`-only node). The matcher evaluates a rule only when its two most selective needs are
+met, which two set operations per document decide for every rule at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from monitor.model import Span
+from rules._near import taking_part
+from rules._state import FIELD_BITS, DocState, fuzzy_token
+
+TERM_COST, FUZZY_COST, NEAR_COST, REGEX_COST = 1, 20, 30, 100
+
+Needs = list[frozenset[int]]
+
+
+class CNode:
+    cost: int
+
+    def held(self, st: DocState) -> bool:
+        raise NotImplementedError
+
+    def spans(self, st: DocState, out: list[Span]) -> None:
+        raise NotImplementedError
+
+    def needs(self) -> Needs:
+        return []
+
+
+class CTerms(CNode):
+    """Any of several terms, each in any of the same fields: one set operation."""
+
+    def __init__(self, tokens: frozenset[int]) -> None:
+        self.tokens = tokens
+        self.cost = TERM_COST
+
+    def held(self, st: DocState) -> bool:
+        return not self.tokens.isdisjoint(st.hitset)
+
+    def spans(self, st: DocState, out: list[Span]) -> None:
+        for token in self.tokens.intersection(st.hitset):
+            f = token % FIELD_BITS
+            out.extend(st.folded_span(f, s, e) for s, e in st.term_spans(token))
+
+    def needs(self) -> Needs:
+        return [self.tokens]
+
+
+class CFuzzy(CNode):
+    def __init__(self, fid: int, fields: tuple[int, ...], scanned: bool = False) -> None:
+        self.fid, self.fields = fid, fields
+        self.cost = FUZZY_COST
+        # When the term scan finds the term's pieces, a piece found is a need.
+        self.tokens = frozenset(fuzzy_token(fid, f) for f in fields) if scanned else None
+
+    def needs(self) -> Needs:
+        return [self.tokens] if self.tokens is not None else []
+
+    def held(self, st: DocState) -> bool:
+        for f in self.fields:
+            # Without a piece found by the scan, the term cannot score in the field.
+            if self.tokens is not None and fuzzy_token(self.fid, f) not in st.hitset:
+                continue
+            if st.fuzzy_spans(self.fid, f):
+                return True
+        return False
+
+    def spans(self, st: DocState, out: list[Span]) -> None:
+        for f in self.fields:
+            out.extend(st.span(f, s, e) for s, e in st.fuzzy_spans(self.fid, f))
+
+
+class CRegex(CNode):
+    def __init__(self, rid: int, fields: tuple[int, ...]) -> None:
+        self.rid, self.fields = rid, fields
+        self.cost = REGEX_COST
+
+    def held(self, st: DocState) -> bool:
+        return any(st.regex(self.rid, f).held for f in self.fields)
+
+    def spans(self, st: DocState, out: list[Span]) -> None:
+        for f in self.fields:
+            out.extend(st.span(f, s, e) for s, e in st.regex(self.rid, f).spans)
+
+
+def _either(options: Sequence[Needs]) -> Needs:
+    """Needs of "one of these holds": the union of one need of each, if each has one."""
+    if not options or any(not o for o in options):
+        return []
+    out: set[int] = set()
+    for needs in options:
+        out |= min(needs, key=len)
+    return [frozenset(out)]
+
+
+class CBool(CNode):
+    def __init__(
+        self,
+        any_: Sequence[CNode] | None,
+        all_: Sequence[CNode] | None,
+        none: Sequence[CNode] | None,
+    ) -> None:
+        def order(nodes: Sequence[CNode] | None) -> tuple[CNode, ...]:
+            return tuple(sorted(nodes or (), key=lambda n: n.cost))
+
+        self.has_any = any_ is not None
+        self.any, self.all, self.none = order(any_), order(all_), order(none)
+        self.cost = sum(k.cost for k in (*self.any, *self.all, *self.none))
+        # The common shape, `all` of term lists, checked without a call per child.
+        self.all_terms = tuple(c.tokens for c in self.all if isinstance(c, CTerms))
+        self.all_other = tuple(c for c in self.all if not isinstance(c, CTerms))
+
+    def held(self, st: DocState) -> bool:
+        hitset = st.hitset
+        for tokens in self.all_terms:
+            if tokens.isdisjoint(hitset):
+                return False
+        if self.has_any and not self._any_held(st):
+            return False
+        for child in self.all_other:
+            if not child.held(st):
+                return False
+        # Loops rather than any()/all() over generators: this runs for every candidate rule of
+        # every item, and the generators cost more than the work.
+        for child in self.none:  # noqa: SIM110
+            if child.held(st):
+                return False
+        return True
+
+    def _any_held(self, st: DocState) -> bool:
+        for child in self.any:  # noqa: SIM110
+            if child.held(st):
+                return True
+        return False
+
+    def spans(self, st: DocState, out: list[Span]) -> None:
+        for child in self.any:
+            if child.held(st):
+                child.spans(st, out)
+        for child in self.all:
+            child.spans(st, out)
+
+    def needs(self) -> Needs:
+        out: Needs = []
+        if self.has_any:
+            out += _either([c.needs() for c in self.any]) if self.any else [frozenset()]
+        for child in self.all:
+            out += child.needs()
+        return out
+
+
+@dataclass(frozen=True)
+class OperandLeaf:
+    """One leaf of a near operand: kind `term`/`fuzzy`/`regex`, its id, and the fields it may be
+    found in (None: any field of the near)."""
+
+    kind: str
+    id: int
+    allowed: frozenset[int] | None
+
+
+class NearOperand:
+    """One `near` operand: its terms as one token set per field (one set intersection finds which
+    occur), and its other leaves."""
+
+    def __init__(self, leaves: Sequence[OperandLeaf], fields: tuple[int, ...]) -> None:
+        self.terms = {
+            f: frozenset(
+                leaf.id * FIELD_BITS + f
+                for leaf in leaves
+                if leaf.kind == "term" and (leaf.allowed is None or f in leaf.allowed)
+            )
+            for f in fields
+        }
+        self.others = tuple(leaf for leaf in leaves if leaf.kind != "term")
+        self.cost = sum(REGEX_COST for leaf in self.others if leaf.kind == "regex")
+
+    def needs(self) -> Needs:
+        return [] if self.others else [frozenset().union(*self.terms.values())]
+
+    def occurrences(self, st: DocState, f: int) -> dict[tuple[int, int], tuple[int, int]]:
+        """Distinct original spans of the operand in field `f`, each with its first and last
+        word (spans are made into `Span`s only for the occurrences that take part)."""
+        nt = st.norm(f)
+        spans = [
+            nt.to_original(s, e)
+            for token in self.terms[f].intersection(st.hitset)
+            for s, e in st.term_spans(token)
+        ]
+        for leaf in self.others:
+            if leaf.allowed is None or f in leaf.allowed:
+                if leaf.kind == "fuzzy":
+                    spans.extend(st.fuzzy_spans(leaf.id, f))
+                else:
+                    spans.extend(st.regex(leaf.id, f).spans)
+        return {span: nt.word_range(*span) for span in spans}
+
+
+class CNear(CNode):
+    def __init__(
+        self, operands: Sequence[Sequence[OperandLeaf]], within: int, fields: tuple[int, ...]
+    ) -> None:
+        self.operands = tuple(NearOperand(op, fields) for op in operands)
+        self.within, self.fields = within, fields
+        self.cost = NEAR_COST + sum(op.cost for op in self.operands)
+        # Per field, the term sets of the operands made of terms only: each must meet a term found
+        # in that field before the occurrences are worth listing.
+        self.gates = {
+            f: tuple(op.terms[f] for op in self.operands if not op.others) for f in fields
+        }
+
+    def held(self, st: DocState) -> bool:
+        found = st.near.get(id(self))
+        if found is not None:
+            return bool(found)
+        if any(self._field(st, f, first=True) for f in self._open_fields(st)):
+            return True
+        st.near[id(self)] = []  # no spans: the near does not hold
+        return False
+
+    def spans(self, st: DocState, out: list[Span]) -> None:
+        found = st.near.get(id(self))
+        if found is None:
+            found = st.near[id(self)] = [
+                st.span(f, *span) for f in self._open_fields(st) for span in self._field(st, f)
+            ]
+        out.extend(found)
+
+    def needs(self) -> Needs:
+        return [need for op in self.operands for need in op.needs()]
+
+    def _open_fields(self, st: DocState) -> list[int]:
+        """The fields where every operand made of terms has one found."""
+        hitset = st.hitset
+        return [f for f, gate in self.gates.items() if all(not t.isdisjoint(hitset) for t in gate)]
+
+    def _field(self, st: DocState, f: int, first: bool = False) -> list[tuple[int, int]]:
+        """Original spans of the occurrences taking part in a close-enough choice in field `f`
+        (with `first`, stop at the first such choice: enough to know the near holds)."""
+        per_operand: list[dict[tuple[int, int], tuple[int, int]]] = []
+        for operand in self.operands:
+            occurrences = operand.occurrences(st, f)
+            if not occurrences:
+                return []
+            per_operand.append(occurrences)
+        spans = [list(occ) for occ in per_operand]
+        ranges = [list(occ.values()) for occ in per_operand]
+        return [spans[i][j] for i, j in taking_part(ranges, self.within, first=first)]

@@ -1,0 +1,82 @@
+"""The fast matcher: compile rules once, then match each document with one scan per field.
+
+Per document: each field searched by some term is folded once and scanned once by the automaton of
+every term of every rule (and once more by the automaton of fuzzy pieces, if any rule has a fuzzy
+term); the rules that what was found could make true are then evaluated in order, cheap conditions
+first; fuzzy terms are scored, regexes run and `near` computed only when the rule's answer depends
+on them, and spans are collected only for rules that hold. Answers and spans are exactly those of
+`rules.reference`, whose docstring states the semantics; `tests/rules/test_equivalence.py` checks it
+on generated rules and texts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from monitor.errors import RuleError
+from monitor.model import Span
+from rules._compile import Program, compile_program
+from rules._fields import applies, span_order
+from rules._shape import check_rules
+from rules._state import DocState
+from rules.ast import Document, Rule, RuleMatch
+from rules.explain import Explanation
+from rules.reference import explain_rule
+
+
+def _sorted(spans: list[Span]) -> tuple[Span, ...]:
+    return tuple(sorted(set(spans), key=lambda s: span_order(s.field, s.start, s.end)))
+
+
+class Matcher:
+    """Compiled rules. Immutable and without I/O: one instance may serve every thread."""
+
+    def __init__(self, program: Program) -> None:
+        self._program = program
+        self.rules: tuple[Rule, ...] = program.rules
+        self._by_id = {rule.id: rule for rule in reversed(program.rules)}
+
+    def match(self, doc: Document) -> list[RuleMatch]:
+        """The rules that match `doc`, in the order they were given, with their spans."""
+        program = self._program
+        state = DocState(program.tables, doc)
+        first: set[int] = set()
+        second: set[int] = set()
+        for token in state.scan():
+            rules = program.first.get(token)
+            if rules is not None:
+                first |= rules
+            rules = program.second.get(token)
+            if rules is not None:
+                second |= rules
+        candidates = first & second
+        candidates |= first & program.single
+        if program.always:
+            candidates |= program.always
+        out: list[RuleMatch] = []
+        for i in sorted(candidates):
+            rule = program.rules[i]
+            if rule.sources is not None and not applies(rule, doc):
+                continue
+            node = program.nodes[i]
+            if node.held(state):
+                spans: list[Span] = []
+                node.spans(state, spans)
+                out.append(RuleMatch(rule.id, rule.level, _sorted(spans)))
+        return out
+
+    def explain(self, doc: Document, rule_id: str) -> Explanation:
+        """Why rule `rule_id` does or does not match `doc`: every node evaluated, with its spans."""
+        rule = self._by_id.get(rule_id)
+        if rule is None:
+            raise RuleError(f"no rule with id {rule_id!r}")
+        return explain_rule(rule, doc)
+
+
+def compile_rules(rules: Sequence[Rule]) -> Matcher:
+    """Check and compile `rules`; raises `RuleError` listing every problem (located by rule)."""
+    check_rules(rules)
+    return Matcher(compile_program(rules))
+
+
+__all__ = ["Matcher", "compile_rules"]

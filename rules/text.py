@@ -1,0 +1,220 @@
+"""Text normalisation for matching: fold a field's text the way terms are folded, and keep the way
+back.
+
+The folded form of a text is built character cluster by character cluster (a base character with the
+combining marks that follow it), so every folded character knows which original characters it came
+from:
+
+- NFKC (compatibility forms: full-width letters, ligatures, superscripts);
+- case folding (`str.casefold`: `ß` -> `ss`);
+- accents folded on Latin letters only (`é` -> `e`, `ł` -> `l`); other scripts keep their marks so
+  Cyrillic `й` stays `й`, with one exception, `ё` -> `е`, because Russian text writes both;
+- every dash (Unicode category Pd, incl. U+2011) and every whitespace character -> one space;
+- apostrophe look-alikes (`’`, `ʼ`, `‘`, `´`, `′`) -> `'`, so `Pyongyang’s` splits into words like
+  `Pyongyang's`;
+- invisible format characters (soft hyphen, zero-width space/joiners, BOM) are dropped.
+
+Words are the maximal runs of `\\w` characters (Unicode letters, digits, underscore) of the folded
+text: the word boundaries used by terms, `near` and fuzzy terms.
+
+Almost every real text maps one character to one character (ASCII, curly quotes, dashes, accented
+Latin letters): then the folded text is made by one `str.translate` and needs no offset map. Only
+texts with combining marks or expanding characters (`ß`, `ﬁ`) take the per-cluster path.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_left, bisect_right
+
+_WORD_RE = re.compile(r"\w+")
+_APOSTROPHES = frozenset("'’‘ʼ´′`")
+_EXTRA_LATIN = {"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "ŀ": "l"}
+_CYRILLIC_YO = frozenset("ёЁ")
+
+
+class _Complex(Exception):
+    """Raised from inside `str.translate` when a character needs the per-cluster path."""
+
+
+def _is_mark(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Mn", "Mc", "Me")
+
+
+def _is_latin(ch: str) -> bool:
+    return unicodedata.name(ch, "").startswith("LATIN")
+
+
+def _fold_cluster(cluster: str) -> str:
+    """The folded form of one base character and its combining marks."""
+    head = cluster[0]
+    if head in _APOSTROPHES and len(cluster) == 1:
+        return "'"
+    if head in _CYRILLIC_YO:
+        return "е"
+    if head.isspace() or unicodedata.category(head) == "Pd":
+        return " "
+    if unicodedata.category(head) == "Cf":
+        return ""
+    text = unicodedata.normalize("NFKC", cluster)
+    decomposed = unicodedata.normalize("NFKD", text)
+    if decomposed and _is_latin(decomposed[0]):
+        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+    text = unicodedata.normalize("NFKC", text.casefold())
+    out: list[str] = []
+    for c in text:
+        if c.isspace() or unicodedata.category(c) == "Pd":
+            out.append(" ")
+        elif not (out and out[-1] == " " and _is_mark(c)):  # NFKC("¯") is a space and a mark
+            out.append(_EXTRA_LATIN.get(c, c))
+    return "".join(out)
+
+
+class _Table(dict[int, str]):
+    """`str.translate` table filled on first sight of each character: a character that folds to
+    exactly one character (and is not a combining mark) is stored; any other aborts the
+    translation."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        folded = _fold_cluster(ch)
+        if len(folded) != 1 or _is_mark(ch):
+            raise _Complex
+        self[code] = folded
+        return folded
+
+
+_TABLE = _Table()
+
+
+class NormalizedText:
+    """A text and its folded form. `starts[i]`/`ends[i]` are the original offsets of the cluster
+    that folded character `i` came from; both are None when folding kept every offset (the common
+    case). Read-only; words are found on first use. (A slotted class rather than a frozen
+    dataclass: the matcher makes one per field of every item, and this is measurably cheaper.)"""
+
+    __slots__ = ("_bounds", "_word_texts", "_words", "ends", "original", "starts", "text")
+
+    def __init__(
+        self,
+        original: str,
+        text: str,
+        starts: tuple[int, ...] | None = None,
+        ends: tuple[int, ...] | None = None,
+    ) -> None:
+        self.original = original
+        self.text = text
+        self.starts = starts
+        self.ends = ends
+        self._words: tuple[tuple[int, int], ...] | None = None
+        self._word_texts: tuple[str, ...] | None = None
+        self._bounds: tuple[list[int], list[int]] | None = None
+
+    def __repr__(self) -> str:
+        return f"NormalizedText({self.original!r} -> {self.text!r})"
+
+    def to_original(self, start: int, end: int) -> tuple[int, int]:
+        """Map a span of the folded text to the span of the original text it came from."""
+        if self.starts is None or self.ends is None:
+            return start, end
+        if start >= end:
+            pos = self.starts[start] if start < len(self.starts) else len(self.original)
+            return pos, pos
+        return self.starts[start], self.ends[end - 1]
+
+    @property
+    def words(self) -> tuple[tuple[int, int], ...]:
+        """Folded-text spans of the words."""
+        if self._words is None:
+            self._words = tuple(m.span() for m in _WORD_RE.finditer(self.text))
+        return self._words
+
+    @property
+    def word_texts(self) -> tuple[str, ...]:
+        """The words, folded."""
+        if self._word_texts is None:
+            self._word_texts = tuple(_WORD_RE.findall(self.text))
+        return self._word_texts
+
+    def _original_word_bounds(self) -> tuple[list[int], list[int]]:
+        if self._bounds is None:
+            spans = [self.to_original(s, e) for s, e in self.words]
+            self._bounds = [s for s, _ in spans], [e for _, e in spans]
+        return self._bounds
+
+    def word_span(self, first: int, last: int) -> tuple[int, int]:
+        """Original offsets from the start of word `first` to the end of word `last`."""
+        starts, ends = self._original_word_bounds()
+        return starts[first], ends[last]
+
+    def word_range(self, start: int, end: int) -> tuple[int, int]:
+        """Indexes of the first and last word overlapping the original span [start, end). A span
+        that overlaps no word (punctuation only) counts as standing at the next word."""
+        starts, ends = self._original_word_bounds()
+        first = bisect_right(ends, start)
+        last = bisect_left(starts, end) - 1
+        return first, max(first, last)
+
+
+# ASCII whitespace other than the space itself (the only ASCII characters `str.isprintable` rejects
+# that fold to something else).
+_ASCII_SPACES = {ord(c): " " for c in map(chr, range(128)) if c.isspace()}
+
+
+def normalize(text: str) -> NormalizedText:
+    """Fold `text` for matching (see the module docstring) and keep the map back to `text`."""
+    if text.isascii():
+        # The same result as the table below, by C string methods only.
+        folded = text.lower()
+        if "-" in folded:
+            folded = folded.replace("-", " ")
+        if "`" in folded:
+            folded = folded.replace("`", "'")
+        if not folded.isprintable():
+            folded = folded.translate(_ASCII_SPACES)
+        return NormalizedText(text, folded)
+    try:
+        return NormalizedText(text, text.translate(_TABLE))
+    except _Complex:
+        return _normalize_clusters(text)
+
+
+def _normalize_clusters(text: str) -> NormalizedText:
+    parts: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        while j < n and _is_mark(text[j]):
+            j += 1
+        folded = _fold_cluster(text[i:j])
+        parts.append(folded)
+        starts.extend([i] * len(folded))
+        ends.extend([j] * len(folded))
+        i = j
+    return NormalizedText(text, "".join(parts), tuple(starts), tuple(ends))
+
+
+def fold(text: str) -> str:
+    """The folded form alone, with separator runs collapsed to one space and the ends trimmed: the
+    canonical spelling of a term."""
+    return " ".join(normalize(text).text.split())
+
+
+def squeeze(folded: str) -> tuple[str, frozenset[int]]:
+    """A folded term without its spaces, and the positions (in the squeezed string) before which the
+    term had a space: where the text may have separators, or nothing."""
+    key: list[str] = []
+    gaps: set[int] = set()
+    for ch in folded:
+        if ch == " ":
+            if key:
+                gaps.add(len(key))
+        else:
+            key.append(ch)
+    return "".join(key), frozenset(gaps)
+
+
+__all__ = ["NormalizedText", "fold", "normalize", "squeeze"]
