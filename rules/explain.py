@@ -51,7 +51,7 @@ def node_syntax(node: Node) -> str:
         return f"{{regex: {_scalar(node.pattern)}}}"
     if isinstance(node, Near):
         return f"near (within {node.within}):"
-    return f"${node.label}:" if node.label else "bool:"
+    return f"{node.label}:" if node.label else "bool:"
 
 
 def fields_note(node: Bool | Near, fields: tuple[str, ...]) -> str:

@@ -11,8 +11,8 @@ from rules.ast import Bool, Document, Fuzzy, Near, Regex, Rule, Term
 from rules.explain import Explanation, format_explanation, node_syntax, to_json
 from rules.matcher import compile_rules
 
-DPRK = Bool(any=(Term("North Korea"), Term("North Korean"), Term("Pyongyang")), label="dprk")
-TROOPS = Bool(any=(Term("troops"), Term("soldiers")), label="troops")
+DPRK = Bool(any=(Term("North Korea"), Term("North Korean"), Term("Pyongyang")), label="$dprk")
+TROOPS = Bool(any=(Term("troops"), Term("soldiers")), label="$troops")
 RULE = Rule(
     "dprk-troops",
     "North Korean troops",
@@ -95,7 +95,7 @@ def test_nodes_are_written_back_in_rule_syntax() -> None:
     assert node_syntax(Regex(r"kn-?\d+")) == r"{regex: kn-?\d+}"
     assert node_syntax(Regex(r"a{2,}|b")) == '{regex: "a{2,}|b"}'
     assert node_syntax(Near((Term("a"),), 3)) == "near (within 3):"
-    assert node_syntax(Bool(any=(Term("a"),), label="dprk")) == "$dprk:"
+    assert node_syntax(Bool(any=(Term("a"),), label="$dprk")) == "$dprk:"
 
 
 WORDS = st.sampled_from(["North Korean", "troops", "Kursk", "Tihoretsk", "South Korean", "x"])
