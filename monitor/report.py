@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from monitor.config import Config
+from monitor.errors import RuleError
+from rules import load_rules
 from storage import AlertView, SourceView, Store
 
 
@@ -67,12 +69,32 @@ def alert_json(view: AlertView) -> dict[str, Any]:
     }
 
 
+def rules_status(config: Config) -> str | None:
+    """A warning when the rule files on disk do not load: a running daemon then keeps its last good
+    rules, so what runs is not what the files say until they are fixed."""
+    try:
+        load_rules(config.rules, notifiers=list(config.notifiers))
+    except RuleError as e:
+        shown = [str(p) for p in e.problems[:3]] or [str(e)]
+        more = f"\n  ... and {len(e.problems) - 3} more" if len(e.problems) > 3 else ""
+        return (
+            f"rules: {max(len(e.problems), 1)} problem(s) in the rule files; a running daemon "
+            "keeps its last good rules until they are fixed (see `monitor check`):\n  "
+            + "\n  ".join(shown)
+            + more
+        )
+    return None
+
+
 def print_sources(config: Config, *, as_json: bool) -> None:
     store = Store.open(config.database)
     try:
         views = store.list_sources()
     finally:
         store.close()
+    status = rules_status(config)
+    if status:
+        click.echo(status, err=True)
     if as_json:
         click.echo(json.dumps([source_json(v) for v in views], indent=2))
         return

@@ -167,3 +167,12 @@ def test_sources_opml_export(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["sources", "--opml", "-c", str(config)])
     assert result.exit_code == 0
     assert "understandingwar.org/rss.xml" in result.stdout and "<opml" in result.stdout
+
+
+def test_sources_warns_when_rule_files_do_not_load(runner: CliRunner, tmp_path: Path) -> None:
+    config = write(tmp_path, VALID)
+    assert runner.invoke(cli, ["sources", "-c", str(config)]).stderr == ""
+    (tmp_path / "rules.yaml").write_text(RULES.replace("$dprk", "$dprkk"), encoding="utf-8")
+    result = runner.invoke(cli, ["sources", "--json", "-c", str(config)])
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    assert "keeps its last good rules" in result.stderr and "dprkk" in result.stderr
