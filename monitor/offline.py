@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from monitor.config import Config
 from monitor.errors import ConfigError
@@ -14,7 +14,7 @@ from notifiers import build_notifier
 from rules import compile_rules
 from rules._yaml import did_you_mean
 from rules.ast import Document, Rule
-from rules.explain import to_json
+from rules.explain import format_explanation, to_json
 
 _TEXT_FIELDS = ("title", "summary", "content", "link", "source", "author")
 
@@ -52,10 +52,11 @@ def match_lines(
     out: TextIO,
     err: TextIO,
     *,
-    explain: bool = False,
+    explain: Literal["json", "text"] | None = None,
 ) -> int:
-    """Print one JSON line per (item, rule) match; report malformed lines on `err`.
-    Returns how many lines were malformed."""
+    """Print one JSON line per (item, rule) match (with `explain="json"`, the explanation inside it;
+    with `"text"`, a readable tree instead); report malformed lines on `err`. Returns how many lines
+    were malformed."""
     matcher = compile_rules(rules)
     bad = 0
     for number, line in enumerate(lines, 1):
@@ -77,7 +78,10 @@ def match_lines(
                     for s in m.spans
                 ],
             }
-            if explain:
+            if explain == "text":
+                out.write(f"item {doc.id}: {format_explanation(matcher.explain(doc, m.rule_id))}\n")
+                continue
+            if explain == "json":
                 record["explain"] = to_json(matcher.explain(doc, m.rule_id))
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return bad

@@ -9,7 +9,7 @@ matched.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from monitor.model import Span
 from rules.ast import Bool, Fuzzy, Near, Node, Regex, Term
@@ -62,9 +62,26 @@ def _span_text(span: Span) -> str:
     return f"{span.field}[{span.start}:{span.end}] {json.dumps(span.text, ensure_ascii=False)}"
 
 
+_KEYS = ("any:", "all:", "none:")
+
+
+def _collapse(e: Explanation) -> Explanation:
+    """For people, a group with a single `any:`/`all:`/`none:` is that key: `bool:` over `any:`
+    reads as `any:`, and `$dprk:` over `any:` as `$dprk (any):`."""
+    children = tuple(_collapse(c) for c in e.children)
+    if len(children) == 1 and not e.note and children[0].node in _KEYS:
+        only = children[0]
+        if e.node == "bool:":
+            return replace(only, held=e.held)
+        if e.node.startswith("$"):
+            return replace(only, node=f"{e.node[:-1]} ({only.node[:-1]}):", held=e.held)
+    return replace(e, children=children)
+
+
 def format_explanation(expl: Explanation, indent: str = "  ") -> str:
     """Indented text, one node per line: ✓ held / ✗ not, the node, then what it matched."""
     lines: list[str] = []
+    expl = _collapse(expl)
 
     def walk(e: Explanation, depth: int) -> None:
         mark = "✓" if e.held else "✗"
