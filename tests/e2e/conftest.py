@@ -35,6 +35,11 @@ rules:
       all:
         - any: [ammunition depot, arsenal]
         - any: [strike, drone, explosion, explosions]
+  - id: troops
+    title: North Korean troops
+    level: high
+    match:
+      all: [North Korea, troops]
   - id: background
     title: Background only
     level: info
