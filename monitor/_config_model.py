@@ -71,6 +71,7 @@ class Polling(_Section):
     max_bytes: Annotated[Size, Field(ge=1)] = 10 * 1024**2
     concurrency: Annotated[int, Field(ge=1)] = 32  # fetches in flight, whole daemon
     per_host: Annotated[int, Field(ge=1)] = 2  # fetches in flight per host
+    host_spacing: Duration = timedelta(seconds=1)  # least time between two requests to one host
     user_agent: str = USER_AGENT
 
     @field_validator("user_agent")

@@ -16,6 +16,18 @@ from monitor.errors import FetchError
 _MAX_RETRY_AFTER = 7 * 86400.0
 
 
+class RateLimited(FetchError):
+    """The host asked us to wait (HTTP 429/503 with Retry-After), or a request to it fell inside
+    such a pause and was never sent. Not the source's fault: the whole host waits, and the source
+    is not penalised. `retry_after` (seconds left) is always set; `origin` is the host's
+    `scheme://host[:port]/`, which may differ from the source's own host after a redirect."""
+
+    def __init__(self, kind: str, detail: str, retry_after: float, origin: str) -> None:
+        super().__init__(kind, detail, retry_after)
+        self.retry_after: float = retry_after
+        self.origin = origin
+
+
 def safe_url(url: str | httpx.URL) -> str:
     """A URL fit for messages and logs: no user info, query or fragment (they may hold secrets)."""
     try:
@@ -99,4 +111,11 @@ def status_error(code: int, headers: Mapping[str, str], where: str) -> FetchErro
     return FetchError(f"http_{code}", f"HTTP {code} from {where}", retry_after=retry)
 
 
-__all__ = ["classify", "max_age_seconds", "retry_after_seconds", "safe_url", "status_error"]
+__all__ = [
+    "RateLimited",
+    "classify",
+    "max_age_seconds",
+    "retry_after_seconds",
+    "safe_url",
+    "status_error",
+]

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 
@@ -151,15 +151,19 @@ def test_rules(rule_files: tuple[str, ...]) -> None:
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True))
 @click.option("--input", "input_file", default="-", type=click.File("r", encoding="utf-8"))
 @click.option("--explain", is_flag=True, help="Show which sub-conditions held, and their spans.")
+@click.option("--text", "as_text", is_flag=True, help="With --explain: a readable tree, not JSON.")
 @handle_errors
-def match(rule_paths: tuple[str, ...], input_file: Any, explain: bool) -> None:
+def match(rule_paths: tuple[str, ...], input_file: Any, explain: bool, as_text: bool) -> None:
     """Match items (JSON Lines) against rules, offline."""
     from monitor.offline import match_lines
     from rules import load_rules
 
     paths = [Path(p) for p in rule_paths] if rule_paths else list(get_config().rules)
     ruleset = load_rules(paths)
-    bad = match_lines(ruleset.rules, input_file, sys.stdout, sys.stderr, explain=explain)
+    style: Literal["json", "text"] | None = None
+    if explain:
+        style = "text" if as_text else "json"
+    bad = match_lines(ruleset.rules, input_file, sys.stdout, sys.stderr, explain=style)
     if bad:
         click.echo(f"{bad} malformed lines skipped", err=True)
 
@@ -180,6 +184,17 @@ def sources(as_json: bool, as_opml: bool) -> None:
         click.echo(export_opml(config.sources), nl=False)
         return
     print_sources(config, as_json=as_json)
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def status(as_json: bool) -> None:
+    """Running instances, their heartbeats and the leases each holds."""
+    from monitor.status import print_status
+
+    print_status(get_config(), as_json=as_json)
 
 
 @cli.command()
@@ -210,6 +225,27 @@ def notify_test(notifier: str) -> None:
     click.echo(message)
     if not ok:
         sys.exit(1)
+
+
+@cli.command()
+@config_option
+@click.argument("notifier")
+@click.option("--alert", "alert_ids", type=int, multiple=True, help="A stored alert's id.")
+@click.option("--sample", is_flag=True, help="The sample alert of notify-test.")
+@click.option("--digest", is_flag=True, help="Email: the digest of the alerts (HTML).")
+@click.option("--html", is_flag=True, help="Email: only the HTML part.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@handle_errors
+def preview(notifier: str, alert_ids: tuple[int, ...], output: str, **flags: bool) -> None:
+    """Render an alert through a notifier's template into a file (- for stdout); sends nothing."""
+    from monitor.preview import PreviewRequest, PreviewUsageError, write_preview
+
+    try:
+        request = PreviewRequest(notifier, alert_ids, **flags)
+        report = write_preview(get_config(), request, output)
+    except PreviewUsageError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(report, err=output == "-")  # stdout holds the preview itself
 
 
 @cli.command()

@@ -30,6 +30,7 @@ from monitor.metrics import Metrics, MetricsServer
 from monitor.parse import FeedParser
 from monitor.pipeline import Poller, PollStats
 from monitor.rulebook import Rulebook
+from monitor.status import HEARTBEAT_EVERY, STALE_AFTER
 from monitor.stories import TitleStoryMatcher
 from notifiers import Notifier, build_notifier
 from storage import SourceSpec, Store
@@ -41,7 +42,7 @@ Clock = Callable[[], datetime]
 POLL_TICK_SECONDS = 5.0
 DELIVERY_TICK_SECONDS = 2.0
 RULES_TICK_SECONDS = 3.0
-HOUSEKEEPING_SECONDS = 60.0  # heartbeat, health checks, metrics gauges
+HOUSEKEEPING_SECONDS = 60.0  # health checks, metrics gauges, retention
 PRUNE_EVERY = timedelta(hours=1)
 
 
@@ -77,8 +78,10 @@ class Daemon:
         cfg = self.config
         rulebook = Rulebook(cfg.rules, notifiers=list(cfg.notifiers), sources=None)
         store = await asyncio.to_thread(Store.open, cfg.database)
+        beat: asyncio.Task[None] | None = None
         try:
             await asyncio.to_thread(store.acquire_instance, self.instance_id, self.clock())
+            beat = asyncio.create_task(self._heartbeat(store), name="heartbeat")
             await asyncio.to_thread(store.sync_sources, source_specs(cfg), self.clock())
             notifiers = {name: build_notifier(name, s) for name, s in cfg.notifiers.items()}
             parser = FeedParser()
@@ -89,6 +92,7 @@ class Daemon:
                     user_agent=cfg.polling.user_agent,
                     concurrency=cfg.polling.concurrency,
                     per_host=cfg.polling.per_host,
+                    min_spacing=cfg.polling.host_spacing.total_seconds(),
                 ) as fetcher:
                     poller = Poller(
                         cfg, store, fetcher, parser, rulebook, TitleStoryMatcher(),
@@ -116,6 +120,10 @@ class Daemon:
                 parser.close()
                 await _close_notifiers(notifiers)
         finally:
+            if beat is not None:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(store.release_instance, self.instance_id)
             store.close()
@@ -206,13 +214,30 @@ class Daemon:
             log.info("waiting for %d polls in flight", len(self._in_flight))
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
+    async def _heartbeat(self, store: Store) -> None:
+        """Prove this instance alive, and release the leases of instances that stopped proving it
+        (killed, frozen): their sources and deliveries are taken over within STALE_AFTER instead of
+        waiting out whole leases. Runs in `--once` too, so a long single run is never reaped."""
+        while True:
+            now = self.clock()
+            try:
+                await asyncio.to_thread(store.heartbeat, self.instance_id, now)
+                reaped = await asyncio.to_thread(
+                    store.reap_instances, now, stale_after=STALE_AFTER, keep=self.instance_id
+                )
+            except MonitorError as e:  # the database may be briefly unavailable
+                log.error("heartbeat failed: %s", e)
+            else:
+                for other in reaped:
+                    log.warning("instance %s stopped its heartbeat: took over its leases", other)
+            await asyncio.sleep(HEARTBEAT_EVERY.total_seconds())
+
     async def _housekeeping(self, store: Store, rulebook: Rulebook) -> None:
-        """Once a minute: heartbeat, health alerts, metrics gauges; once an hour: retention."""
+        """Once a minute: health alerts, metrics gauges; once an hour: retention."""
         now = self.clock()
         self.metrics.heartbeat(now.timestamp())
         self.metrics.set_rules(len(rulebook.current.ruleset.rules), not rulebook.problems)
         try:
-            await asyncio.to_thread(store.heartbeat, self.instance_id, now)
             await run_health_check(store, self.config, self.clock)
             views = await asyncio.to_thread(store.list_sources)
             statuses: dict[str, int] = {}

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from monitor.errors import DeliveryError
 from monitor.metrics import Metrics
-from notifiers import DigestCapable, Notifier, SendOutcome
+from notifiers import DigestCapable, Notifier, RecordsEachOutcome, SendOutcome
 from storage import DeliveryJob, Store
 
 log = logging.getLogger(__name__)
@@ -176,14 +176,62 @@ class Deliverer:
         return await self._record_all(name, jobs, [outcome] * len(jobs), started)
 
     async def _send(self, notifier: Notifier, jobs: Sequence[DeliveryJob]) -> DeliveryStats:
+        """Send a claimed batch, recording each outcome as soon as the receiver answered: a crash
+        can then repeat at most the one message in flight per notifier (docs/delivery.md)."""
+        stats = DeliveryStats()
+        recorded: set[int] = set()
         started = time.monotonic()
+
+        def record(i: int, outcome: SendOutcome) -> None:
+            if i in recorded or not 0 <= i < len(jobs):
+                return
+            recorded.add(i)
+            self._count(notifier.name, self._record(jobs[i], outcome, stats), started)
+
         try:
-            outcomes = await notifier.send([job.alert for job in jobs])
+            if isinstance(notifier, RecordsEachOutcome):
+                await notifier.send_recording([job.alert for job in jobs], record)
+            else:
+                await self._send_one_by_one(notifier, jobs, record)
         except Exception as e:  # a notifier bug must not lose the batch: retry it later
             log.exception("notifier %s raised instead of reporting an outcome", notifier.name)
             err = DeliveryError(f"{type(e).__name__} in notifier {notifier.name}", retryable=True)
-            outcomes = [SendOutcome(error=err) for _ in jobs]
-        return await self._record_all(notifier.name, jobs, outcomes, started)
+            for i in range(len(jobs)):
+                if i not in recorded:
+                    await asyncio.to_thread(record, i, SendOutcome(error=err))
+        return stats
+
+    async def _send_one_by_one(
+        self,
+        notifier: Notifier,
+        jobs: Sequence[DeliveryJob],
+        record: Callable[[int, SendOutcome], None],
+    ) -> None:
+        for i, job in enumerate(jobs):
+            [outcome] = await notifier.send([job.alert])
+            await asyncio.to_thread(record, i, outcome)
+            if outcome.error is not None and outcome.error.retryable:
+                # The rest would meet the same outage or rate limit: hand them back, untried.
+                for rest in jobs[i + 1 :]:
+                    await asyncio.to_thread(self._hand_back, rest, outcome.error)
+                return
+
+    def _hand_back(self, job: DeliveryJob, cause: DeliveryError) -> None:
+        now = self._clock()
+        wait = self._policy.delay(job.attempts + 1, self._rng)
+        if cause.retry_after is not None:
+            wait = max(wait, timedelta(seconds=cause.retry_after))
+        self._store.mark_retry(
+            job.delivery_id,
+            now,
+            next_attempt_at=now + wait,
+            error=f"not attempted: {cause}",
+            attempted=False,
+        )
+
+    def _count(self, name: str, result: str, started: float) -> None:
+        if self._metrics is not None:
+            self._metrics.delivery(name, result, time.monotonic() - started)
 
     async def _record_all(
         self,

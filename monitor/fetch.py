@@ -14,14 +14,19 @@ Status codes and transport exceptions become failure kinds in `monitor._fetch_ki
 there. Bodies are read raw and decoded by `monitor._decode`, so that the `max_bytes` cap applies to
 the decoded size with bounded memory (gzip bombs), and the whole fetch runs under one deadline
 (`timeout`) that also stops servers trickling bytes just fast enough to defeat a read timeout.
+
+Politeness (`monitor._pacing`): requests we start to one host are at least `min_spacing` apart, on
+top of the per-host and global slots; a host that answers 429/503 with Retry-After is paused, and
+every request to it until then fails at once with `RateLimited`, without being sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Literal
@@ -30,12 +35,14 @@ import httpx
 
 from monitor._decode import ACCEPT_ENCODING, decoder_for
 from monitor._fetch_kinds import (
+    RateLimited,
     classify,
     max_age_seconds,
     retry_after_seconds,
     safe_url,
     status_error,
 )
+from monitor._pacing import MIN_SPACING, HostPacer, Monotonic
 from monitor.errors import FetchError
 
 MAX_REDIRECTS = 5
@@ -113,8 +120,19 @@ def _header_value(value: str | None) -> str | None:
     return value
 
 
+def host_key(url: httpx.URL | str) -> str:
+    """The unit of politeness: one host and port (slots, pacing, pauses). An unparsable URL is its
+    own unit (its fetch fails as `invalid_url` anyway)."""
+    try:
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return str(url)
+    return f"{parsed.host}:{parsed.port or parsed.scheme}"
+
+
 class Fetcher:
-    """Owns one httpx.AsyncClient; use as an async context manager."""
+    """Owns one httpx.AsyncClient; use as an async context manager. `min_spacing`: seconds between
+    two requests started to one host; `monotonic`: the pacer's clock (tests pass their own)."""
 
     def __init__(
         self,
@@ -126,6 +144,8 @@ class Fetcher:
         per_host: int = 2,
         connect_timeout: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        min_spacing: float = MIN_SPACING,
+        monotonic: Monotonic | None = None,
     ) -> None:
         self._timeout = timeout
         self._max_bytes = max_bytes
@@ -141,6 +161,7 @@ class Fetcher:
         self._client: httpx.AsyncClient | None = None
         self._slots = asyncio.Semaphore(concurrency)
         self._hosts: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self.pacer = HostPacer(min_spacing, clock=monotonic or time.monotonic)
 
     async def __aenter__(self) -> Fetcher:
         # max_connections equal to the fetches in flight: httpx's pool costs far more CPU when it is
@@ -183,28 +204,55 @@ class Fetcher:
         seen = {str(url)}
         permanent: str | None = None
         leading_permanent = True
-        for _ in range(MAX_REDIRECTS + 1):
-            outcome = await self._hop(url, req, clock)
-            if isinstance(outcome, FetchResult):
-                return replace(outcome, permanent_redirect=permanent)
-            target = url.join(outcome.location)
-            if target.scheme not in ("http", "https"):
-                raise FetchError("invalid_url", f"redirect from {safe_url(url)} to a non-HTTP URL")
-            if leading_permanent and outcome.status_code in _PERMANENT:
-                permanent = str(target)
-            else:
-                leading_permanent = False
-            if str(target) in seen:
-                raise FetchError("redirect_loop", f"redirect loop at {safe_url(target)}")
-            seen.add(str(target))
-            url = target
+        held: str | None = None  # the host whose slot this fetch holds
+        visited: set[str] = set()
+        async with AsyncExitStack() as turn:
+            for _ in range(MAX_REDIRECTS + 1):
+                key = host_key(url)
+                if key != held:
+                    await self._take_turn(turn, key, visited)
+                    held = key
+                else:
+                    self._check_pause(key)
+                outcome = await self._hop(url, req, clock, key)
+                if isinstance(outcome, FetchResult):
+                    return replace(outcome, permanent_redirect=permanent)
+                url, permanent, leading_permanent = self._redirected(
+                    url, outcome, seen, permanent, leading_permanent
+                )
         raise FetchError(
             "redirect_loop", f"more than {MAX_REDIRECTS} redirects from {safe_url(req.url)}"
         )
 
+    @staticmethod
+    def _redirected(
+        url: httpx.URL, outcome: _Redirect, seen: set[str], permanent: str | None, leading: bool
+    ) -> tuple[httpx.URL, str | None, bool]:
+        """The next hop of a chain, and the permanent target so far (the end of its leading run
+        of 301/308 hops)."""
+        target = url.join(outcome.location)
+        if target.scheme not in ("http", "https"):
+            raise FetchError("invalid_url", f"redirect from {safe_url(url)} to a non-HTTP URL")
+        if leading and outcome.status_code in _PERMANENT:
+            permanent = str(target)
+        else:
+            leading = False
+        if str(target) in seen:
+            raise FetchError("redirect_loop", f"redirect loop at {safe_url(target)}")
+        seen.add(str(target))
+        return target, permanent, leading
+
+    async def _take_turn(self, turn: AsyncExitStack, key: str, visited: set[str]) -> None:
+        """Give back the previous host's slot, take this host's, and wait for its pace. Hops that
+        stay on one host keep its slot: a same-host redirect never queues again behind fetches
+        that have not started, and spends none of its deadline there."""
+        await turn.aclose()
+        await turn.enter_async_context(self._host_slot(key))
+        await self._pace(key, first_visit=key not in visited)
+        visited.add(key)
+
     @asynccontextmanager
-    async def _host_slot(self, url: httpx.URL) -> AsyncIterator[None]:
-        key = f"{url.host}:{url.port or url.scheme}"
+    async def _host_slot(self, key: str) -> AsyncIterator[None]:
         semaphore, users = self._hosts.setdefault(key, (asyncio.Semaphore(self._per_host), [0]))
         users[0] += 1
         try:
@@ -224,20 +272,43 @@ class Fetcher:
         return headers
 
     async def _hop(
-        self, url: httpx.URL, req: FetchRequest, clock: _Deadline
+        self, url: httpx.URL, req: FetchRequest, clock: _Deadline, key: str
     ) -> FetchResult | _Redirect:
         assert self._client is not None
-        # The host's slot first, then a global one: a fetch queued behind a busy host must not hold
-        # one of the global slots that fetches from other hosts could use.
+        # Taken after the host's slot and pace: a fetch queued behind a busy or paced host must
+        # not hold one of the global slots that fetches from other hosts could use.
         async with (
-            self._host_slot(url),
             self._slots,
             asyncio.timeout(clock.remaining()),
             self._client.stream("GET", url, headers=self._request_headers(req)) as response,
         ):
-            return await self._answer(response, req)
+            return await self._answer(response, req, key)
 
-    async def _answer(self, response: httpx.Response, req: FetchRequest) -> FetchResult | _Redirect:
+    async def _pace(self, key: str, *, first_visit: bool) -> None:
+        """Wait for the host's next start slot. A redirect back to a host this fetch already paced
+        for goes straight on: the server sent us there, now, as part of one answer."""
+        self._check_pause(key)
+        if not first_visit:
+            return
+        delay = self.pacer.reserve(key)
+        if delay > 0:
+            await asyncio.sleep(delay)
+            self._check_pause(key)  # the host may have asked for a pause while we waited
+
+    def _check_pause(self, key: str) -> None:
+        running = self.pacer.paused(key)
+        if running is not None:
+            pause, left = running
+            raise RateLimited(
+                pause.kind,
+                f"{pause.origin} asked us to wait: paused for {left:.0f} s more, not sent",
+                left,
+                pause.origin,
+            )
+
+    async def _answer(
+        self, response: httpx.Response, req: FetchRequest, key: str
+    ) -> FetchResult | _Redirect:
         code = response.status_code
         headers = {k.lower(): v for k, v in response.headers.items()}
         where = safe_url(response.url)
@@ -251,7 +322,12 @@ class Fetcher:
         if code == 304:
             return self._result("not_modified", response, headers, req, body_hash=req.body_hash)
         if code >= 300 or code < 200:
-            raise status_error(code, headers, where)
+            error = status_error(code, headers, where)
+            if error.retry_after is None:
+                raise error
+            origin = str(response.url.copy_with(path="/", query=None, fragment=None, userinfo=b""))
+            pause = self.pacer.pause(key, error.retry_after, kind=error.kind, origin=origin)
+            raise RateLimited(error.kind, error.detail, error.retry_after, pause.origin)
         etag = headers.get("etag")
         if etag and etag == req.etag:
             return self._result("unchanged", response, headers, req, body_hash=req.body_hash)
@@ -317,7 +393,9 @@ __all__ = [
     "FetchRequest",
     "FetchResult",
     "Fetcher",
+    "RateLimited",
     "classify",
+    "host_key",
     "max_age_seconds",
     "retry_after_seconds",
     "safe_url",

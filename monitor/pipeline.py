@@ -3,7 +3,14 @@ normalise -> ingest (store new items, group stories, match, and write alerts wit
 in one transaction).
 
 Every failure is sorted into a stable kind and written on the source; nothing a feed sends can stop
-the others.
+the others. Failures are judged before they are counted:
+- a host that asks us to wait (429/503 with Retry-After) pauses every source on it, and the source
+  shows `rate_limited`, without a failure counted (no backoff growth);
+- HTTP 410 makes the source `gone`: never polled again until its URL changes in the config;
+- when every fetch of a tick fails at the network level, across at least 3 hosts, the fault is
+  ours (network, resolver, proxy): the kind is recorded, the failure is not counted.
+And a permanent redirect (301/308) seen on 3 successful polls in a row moves the source to its new
+URL (kept across restarts while the config's URL is unchanged); 302/307 never do.
 """
 
 from __future__ import annotations
@@ -12,23 +19,32 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from monitor.config import Config
 from monitor.errors import FetchError
-from monitor.fetch import Fetcher, FetchRequest, FetchResult
+from monitor.fetch import Fetcher, FetchRequest, FetchResult, RateLimited, host_key, safe_url
 from monitor.metrics import Metrics
 from monitor.model import Item
 from monitor.parse import FeedParser
 from monitor.rulebook import Rulebook, item_document, make_router
-from monitor.schedule import next_poll_after_failure, next_poll_after_success
+from monitor.schedule import (
+    host_paused_until,
+    next_poll_after_failure,
+    next_poll_after_rate_limit,
+    next_poll_after_success,
+)
 from storage import IngestResult, SourceState, Store, StoryMatcher
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+# Failure kinds that say nothing about the source when every host fails them at once.
+NETWORK_KINDS = frozenset({"dns", "connect", "timeout", "network", "tls"})
+OUTAGE_MIN_HOSTS = 3
 
 
 @dataclass
@@ -39,6 +55,51 @@ class PollStats:
     new_items: int = 0
     alerts: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+
+
+class _Tick:
+    """The sources one claim handed out, and whether their network failures are ours. The verdict
+    is "ours" when every fetch of the tick failed at the network level and they span at least
+    OUTAGE_MIN_HOSTS hosts; it is "theirs" as soon as one fetch of the tick got any answer (or
+    failed otherwise). A network failure waits for the verdict before it is recorded."""
+
+    def __init__(self, hosts: Mapping[str, str]) -> None:
+        self._pending = set(hosts)
+        self._hosts = len(set(hosts.values()))
+        self._decided = asyncio.Event()
+        self.ours = False
+        if self._hosts < OUTAGE_MIN_HOSTS:
+            self._decided.set()
+
+    def settle(self, source_id: str, *, network: bool) -> None:
+        """The fetch of `source_id` ended; `network`: with a network-level failure. Idempotent."""
+        if source_id not in self._pending:
+            return
+        self._pending.discard(source_id)
+        if self._decided.is_set():
+            return
+        if not network:
+            self._decided.set()
+        elif not self._pending:
+            self.ours = True
+            self._decided.set()
+            log.warning(
+                "every fetch of this round failed at the network level, across %d hosts: the "
+                "problem is most likely on this side (network, DNS, proxy); the sources are not "
+                "penalised",
+                self._hosts,
+            )
+
+    async def network_failure(self, source_id: str, *, wait: float) -> bool:
+        """Report a network-level failure and wait (at most `wait` s) for the verdict: True when
+        the failure is ours, not the source's."""
+        self.settle(source_id, network=True)
+        try:
+            async with asyncio.timeout(wait):
+                await self._decided.wait()
+        except TimeoutError:
+            return False  # undecided: count it, as for any failure
+        return self.ours
 
 
 class Poller:
@@ -67,11 +128,15 @@ class Poller:
         self._rng = rng or random.Random()
         self._metrics = metrics
         self._min_levels = {name: s.min_level for name, s in config.notifiers.items()}
+        self._ticks: dict[str, _Tick] = {}
+        self._paused: dict[str, datetime] = {}  # host origin -> until, as written to the store
         # A claimed source stays leased for a whole fetch + parse + ingest, with room to spare.
         self.lease = config.polling.timeout * 3 + config.polling.interval / 10
+        # How long a network failure waits for the rest of its tick before it is simply counted.
+        self._verdict_wait = (config.polling.timeout * 2).total_seconds()
 
     async def claim(self, *, include_not_due: bool = False, limit: int = 500) -> list[SourceState]:
-        return await asyncio.to_thread(
+        states = await asyncio.to_thread(
             self._store.claim_due_sources,
             self._instance,
             self._clock(),
@@ -79,6 +144,10 @@ class Poller:
             lease=self.lease,
             include_not_due=include_not_due,
         )
+        tick = _Tick({s.id: host_key(s.url) for s in states})
+        for state in states:
+            self._ticks[state.id] = tick
+        return states
 
     async def poll_all(self, states: Sequence[SourceState]) -> PollStats:
         stats = PollStats()
@@ -102,7 +171,12 @@ class Poller:
     async def poll(self, state: SourceState) -> IngestResult | FetchError | None:
         """Poll one claimed source: what was ingested, the failure, or None when unchanged."""
         started = time.monotonic()
-        outcome = await self._poll(state)
+        tick = self._ticks.pop(state.id, None)
+        try:
+            outcome = await self._poll(state, tick)
+        finally:
+            if tick is not None:  # whatever happened, the others of the tick must not wait for it
+                tick.settle(state.id, network=False)
         if self._metrics is not None:
             seconds = time.monotonic() - started
             if isinstance(outcome, FetchError):
@@ -113,7 +187,9 @@ class Poller:
                     self._metrics.items(state.id, outcome.new_items)
         return outcome
 
-    async def _poll(self, state: SourceState) -> IngestResult | FetchError | None:
+    async def _poll(
+        self, state: SourceState, tick: _Tick | None
+    ) -> IngestResult | FetchError | None:
         request = FetchRequest(
             source_id=state.id,
             url=state.url,
@@ -123,24 +199,51 @@ class Poller:
         )
         try:
             result = await self._fetcher.fetch(request)
+        except FetchError as e:
+            return await self._failed(state, e, tick)
+        except Exception as e:  # a bug of ours must cost one poll of one source, never the daemon
+            return await self._failed(state, _internal(state, e), tick)
+        if tick is not None:
+            tick.settle(state.id, network=False)
+        # One `now` for the whole outcome: a redirect's note and the success it belongs to.
+        now = self._clock()
+        try:
+            if result.permanent_redirect is not None:
+                await self._note_redirect(state, result.permanent_redirect, now)
             if result.status != "ok":
-                await self._record_unchanged(state, result)
+                await self._record_unchanged(state, result, now)
                 return None
             parsed = await self._parser.parse(state.id, result.body, result.headers, result.url)
         except FetchError as e:
-            await self._record_failure(state, e)
-            return e
-        except Exception as e:  # a bug of ours must cost one poll of one source, never the daemon
-            log.exception("source %s: internal error while polling", state.id)
-            error = FetchError("internal", type(e).__name__)
-            await self._record_failure(state, error)
-            return error
+            return await self._failed(state, e, None)
+        except Exception as e:
+            return await self._failed(state, _internal(state, e), None)
         if parsed.bozo:
             log.info("source %s: feed is not well-formed (%s), read anyway", state.id, parsed.bozo)
-        return await self._ingest(state, result, parsed.items, parsed.ttl)
+        return await self._ingest(state, result, parsed.items, parsed.ttl, now)
 
-    async def _record_unchanged(self, state: SourceState, result: FetchResult) -> None:
-        now = self._clock()
+    async def _failed(
+        self, state: SourceState, error: FetchError, tick: _Tick | None
+    ) -> FetchError:
+        """Record a failure as what it is: the host's wish, the feed's end, our outage or the
+        source's failure."""
+        network = error.kind in NETWORK_KINDS
+        if tick is not None and not network:
+            tick.settle(state.id, network=False)
+        if isinstance(error, RateLimited):
+            await self._record_rate_limited(state, error)
+        elif error.kind == "gone":
+            await self._record_gone(state, error)
+        else:
+            ours = False
+            if network and tick is not None:
+                ours = await tick.network_failure(state.id, wait=self._verdict_wait)
+            await self._record_failure(state, error, count=not ours)
+        return error
+
+    async def _record_unchanged(
+        self, state: SourceState, result: FetchResult, now: datetime
+    ) -> None:
         next_poll = next_poll_after_success(now, state.interval, self._rng, max_age=result.max_age)
         await asyncio.to_thread(
             self._store.record_not_modified,
@@ -153,16 +256,18 @@ class Poller:
         )
         log.debug("source %s: %s", state.id, result.status)
 
-    async def _record_failure(self, state: SourceState, error: FetchError) -> None:
+    async def _record_failure(self, state: SourceState, error: FetchError, *, count: bool) -> None:
         now = self._clock()
+        # An uncounted failure keeps the backoff where it was: the wait of the last failure, or
+        # one interval.
+        failures = state.consecutive_failures + (1 if count else 0)
         next_poll = next_poll_after_failure(
-            now,
-            state.interval,
-            state.consecutive_failures + 1,
-            self._rng,
-            retry_after=error.retry_after,
+            now, state.interval, failures, self._rng, retry_after=error.retry_after
         )
-        log.warning("source %s: %s", state.id, error)
+        if count:
+            log.warning("source %s: %s", state.id, error)
+        else:
+            log.warning("source %s: %s (not counted: every host failed)", state.id, error)
         await asyncio.to_thread(
             self._store.record_failure,
             state.id,
@@ -171,16 +276,93 @@ class Poller:
             kind=error.kind,
             detail=error.detail[:500],
             next_poll_at=next_poll,
+            count=count,
         )
 
+    async def _record_rate_limited(self, state: SourceState, error: RateLimited) -> None:
+        now = self._clock()
+        until = host_paused_until(now, error.retry_after)
+        known = self._paused.get(error.origin)
+        if known is None or known < until - timedelta(seconds=1):
+            # Only the first answer of a pause needs to reach the store: the requests queued
+            # behind it were never sent and only echo the same pause.
+            self._paused = {o: t for o, t in self._paused.items() if t > now}
+            self._paused[error.origin] = until
+            deferred = await asyncio.to_thread(self._store.defer_host, error.origin, until)
+            log.warning(
+                "source %s: %s asks us to wait (%s); this and %d other source(s) on that host "
+                "wait until %s, not counted as failures",
+                state.id,
+                safe_url(error.origin),
+                error.kind,
+                len(set(deferred) - {state.id}),
+                until.isoformat(timespec="seconds"),
+            )
+        next_poll = next_poll_after_rate_limit(now, state.interval, error.retry_after, self._rng)
+        await asyncio.to_thread(
+            self._store.record_rate_limited,
+            state.id,
+            self._instance,
+            now,
+            kind=error.kind,
+            detail=error.detail[:500],
+            next_poll_at=next_poll,
+        )
+
+    async def _record_gone(self, state: SourceState, error: FetchError) -> None:
+        log.warning(
+            "source %s: %s; it will not be polled again until its url changes in the config",
+            state.id,
+            error,
+        )
+        await asyncio.to_thread(
+            self._store.record_gone,
+            state.id,
+            self._instance,
+            self._clock(),
+            detail=error.detail[:500],
+        )
+
+    async def _note_redirect(self, state: SourceState, target: str, now: datetime) -> None:
+        note = await asyncio.to_thread(
+            self._store.note_permanent_redirect,
+            state.id,
+            self._instance,
+            now,
+            polled=state.url,
+            target=target,
+        )
+        if note is None:
+            return
+        if note.moved:
+            log.warning(
+                "source %s: %s has moved permanently to %s (seen on %d polls in a row); polling "
+                "the new URL from now on: update the source's url in config.yaml",
+                state.id,
+                safe_url(state.url),
+                safe_url(target),
+                note.seen,
+            )
+        else:
+            log.info(
+                "source %s: permanently redirected to %s (%d polls in a row)",
+                state.id,
+                safe_url(target),
+                note.seen,
+            )
+
     async def _ingest(
-        self, state: SourceState, result: FetchResult, items: Sequence[Item], ttl: float | None
+        self,
+        state: SourceState,
+        result: FetchResult,
+        items: Sequence[Item],
+        ttl: float | None,
+        now: datetime,
     ) -> IngestResult | None:
         compiled = self._rulebook.current
         matcher = compiled.matcher
         tags = state.tags
         route = make_router(compiled.by_id, self._config.default_notify, self._min_levels)
-        now = self._clock()
         next_poll = next_poll_after_success(
             now, state.interval, self._rng, ttl=ttl, max_age=result.max_age
         )
@@ -208,3 +390,8 @@ class Poller:
                 "source %s: %d new items, %d alerts", state.id, outcome.new_items, outcome.alerts
             )
         return outcome
+
+
+def _internal(state: SourceState, error: Exception) -> FetchError:
+    log.error("source %s: internal error while polling", state.id, exc_info=error)
+    return FetchError("internal", type(error).__name__)

@@ -42,3 +42,18 @@ def next_poll_after_failure(
     if retry_after is not None and retry_after > 0:
         wait = max(wait, min(timedelta(seconds=retry_after), MAX_BACKOFF))
     return now + wait + wait * (0.05 * rng.random())
+
+
+def host_paused_until(now: datetime, retry_after: float) -> datetime:
+    """When a host that answered 429/503 with Retry-After may be asked again (at most 24h)."""
+    return now + min(timedelta(seconds=max(retry_after, 0.0)), MAX_BACKOFF)
+
+
+def next_poll_after_rate_limit(
+    now: datetime, interval: timedelta, retry_after: float, rng: random.Random
+) -> datetime:
+    """A rate-limited source is not failing: no backoff growth. It waits for its host's pause and
+    at least one interval, since being told to slow down must never make us poll more often;
+    jitter only adds, so the host is never asked before the time it named."""
+    wait = max(interval, host_paused_until(now, retry_after) - now)
+    return now + wait + wait * (0.05 * rng.random())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -38,6 +38,21 @@ class Notifier(Protocol):
     async def send(self, alerts: Sequence[AlertMessage]) -> list[SendOutcome]: ...
 
     async def aclose(self) -> None: ...
+
+
+OutcomeHook = Callable[[int, SendOutcome], None]
+
+
+@runtime_checkable
+class RecordsEachOutcome(Protocol):
+    """A notifier that sends a batch over one connection (email) and reports each outcome, by index,
+    as soon as the receiver answered, so the delivery loop records it before the next message goes
+    out: a crash then repeats at most the one message in flight. The hook may run in a worker
+    thread."""
+
+    async def send_recording(
+        self, alerts: Sequence[AlertMessage], on_outcome: OutcomeHook
+    ) -> list[SendOutcome]: ...
 
 
 @runtime_checkable
@@ -95,8 +110,10 @@ def not_attempted(cause: DeliveryError) -> DeliveryError:
 __all__ = [
     "Clock",
     "Notifier",
+    "OutcomeHook",
     "Pacer",
     "Previewable",
+    "RecordsEachOutcome",
     "SendOutcome",
     "SystemClock",
     "not_attempted",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from monitor.errors import ConfigError, DeliveryError
 from monitor.model import AlertMessage
-from notifiers._base import SendOutcome, not_attempted
+from notifiers._base import OutcomeHook, SendOutcome, not_attempted
 from notifiers._digest import build_digest_message, render_digest
 from notifiers._email_message import Sender, build_message, parse_address
 from notifiers._http import redact
@@ -110,10 +110,17 @@ class EmailNotifier:
         return render_digest(alerts, period)[2]
 
     async def send(self, alerts: Sequence[AlertMessage]) -> list[SendOutcome]:
+        return await self.send_recording(alerts, lambda _i, _o: None)
+
+    async def send_recording(
+        self, alerts: Sequence[AlertMessage], on_outcome: OutcomeHook
+    ) -> list[SendOutcome]:
+        """One connection for the batch; `on_outcome(i, outcome)` runs (in the worker thread) as
+        soon as the server answered message i, before the next one goes out."""
         if not alerts:
             return []
         messages = [self._message_or_error(alert) for alert in alerts]
-        return await asyncio.to_thread(self._send_batch, messages)
+        return await asyncio.to_thread(self._send_batch, messages, on_outcome)
 
     async def send_digest(
         self, alerts: Sequence[AlertMessage], *, period: timedelta
@@ -139,15 +146,22 @@ class EmailNotifier:
         except (ValueError, TypeError, LookupError) as exc:
             return _unbuildable("email", exc)
 
-    def _send_batch(self, messages: list[EmailMessage | DeliveryError]) -> list[SendOutcome]:
+    def _send_batch(
+        self,
+        messages: list[EmailMessage | DeliveryError],
+        on_outcome: OutcomeHook | None = None,
+    ) -> list[SendOutcome]:
+        hook = on_outcome or (lambda _i, _o: None)
         if all(isinstance(m, DeliveryError) for m in messages):
-            return [SendOutcome(m) for m in messages if isinstance(m, DeliveryError)]
+            return _reported(
+                [SendOutcome(m) for m in messages if isinstance(m, DeliveryError)], hook
+            )
         try:
             smtp = self._connect()
         except Exception as exc:
-            return self._unsent(messages, self._error(exc))
+            return _reported(self._unsent(messages, self._error(exc)), hook)
         try:
-            return self._send_each(smtp, messages)
+            return self._send_each(smtp, messages, hook)
         finally:
             try:
                 smtp.quit()
@@ -170,20 +184,21 @@ class EmailNotifier:
         return outcomes
 
     def _send_each(
-        self, smtp: smtplib.SMTP, messages: list[EmailMessage | DeliveryError]
+        self, smtp: smtplib.SMTP, messages: list[EmailMessage | DeliveryError], hook: OutcomeHook
     ) -> list[SendOutcome]:
         outcomes: list[SendOutcome] = []
         stop: DeliveryError | None = None
-        for msg in messages:
+        for i, msg in enumerate(messages):
             if isinstance(msg, DeliveryError):
-                outcomes.append(SendOutcome(msg))
+                outcome = SendOutcome(msg)
             elif stop is not None:
-                outcomes.append(SendOutcome(not_attempted(stop)))
+                outcome = SendOutcome(not_attempted(stop))
             else:
                 outcome = self._send_one(smtp, msg)
                 if outcome.error is not None and outcome.error.retryable:
                     stop = outcome.error
-                outcomes.append(outcome)
+            hook(i, outcome)
+            outcomes.append(outcome)
         return outcomes
 
     def _send_one(self, smtp: smtplib.SMTP, msg: EmailMessage) -> SendOutcome:
@@ -221,6 +236,12 @@ class EmailNotifier:
 
     def _error(self, exc: Exception) -> DeliveryError:
         return redact(classify_smtp(exc, self._timeout), self._secrets)
+
+
+def _reported(outcomes: list[SendOutcome], hook: OutcomeHook) -> list[SendOutcome]:
+    for i, outcome in enumerate(outcomes):
+        hook(i, outcome)
+    return outcomes
 
 
 __all__ = ["DEFAULT_PORTS", "EmailNotifier", "classify_smtp"]

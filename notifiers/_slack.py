@@ -13,7 +13,8 @@ from notifiers._http import check_url, new_client, post, redact
 from notifiers._slack_format import payload
 from notifiers.settings import SlackSettings
 
-# Slack allows about one message per second per webhook/channel (api.slack.com/apis/rate-limits).
+# Slack allows about one message per second per webhook/channel (api.slack.com/apis/rate-limits):
+# the default of the `min_interval` setting.
 PACE_SECONDS = 1.0
 # chat.postMessage answers HTTP 200 with `ok: false`; these codes are worth retrying, the rest
 # (invalid_auth, channel_not_found, not_in_channel, invalid_blocks, ...) need a human.
@@ -41,7 +42,7 @@ class SlackNotifier:
         ]
         self._timeout = settings.timeout.total_seconds()
         self._client = new_client(self._timeout)
-        self._pacer = Pacer(PACE_SECONDS, clock or SystemClock())
+        self._pacer = Pacer(settings.min_interval.total_seconds(), clock or SystemClock())
 
     def preview(self, alert: AlertMessage) -> str:
         return json.dumps(self._payload(alert), indent=2, ensure_ascii=False)

@@ -32,6 +32,9 @@ class SlackSettings(_Base):
     channel: str | None = None
     api_url: str = "https://slack.com/api/chat.postMessage"
     timeout: Duration = timedelta(seconds=10)
+    # Slack allows about one message per second per webhook or channel; a Slack-compatible server
+    # (or a test stand-in) may allow more.
+    min_interval: Duration = timedelta(seconds=1)
 
 
 class EmailSettings(_Base):

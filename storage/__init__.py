@@ -3,6 +3,8 @@
 SQLAlchemy and Alembic stay inside this package; callers see the Store and frozen dataclasses only.
 """
 
+from ._fetchstate import Redirect
+from ._instances import InstanceView
 from ._store import Store
 from ._types import (
     AlertView,
@@ -26,6 +28,8 @@ __all__ = [
     "HealthEvent",
     "HealthText",
     "IngestResult",
+    "InstanceView",
+    "Redirect",
     "SourceSpec",
     "SourceState",
     "SourceView",

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from ._engine import Database
 from ._schema import UTCDateTime, deliveries
 from ._types import DeliveryJob
-from ._views import alert_rows, also_reported, message
+from ._views import alert_rows, also_reported, message, sent_in_stories, thread_root
 
 
 def claim_deliveries(
@@ -54,18 +54,31 @@ def claim_deliveries(
         )
     )
     claimed.sort(key=lambda row: (row.next_attempt_at, row.id))
+    return _jobs(conn, claimed)
+
+
+def _jobs(conn: Connection, claimed: Sequence[Row[Any]]) -> list[DeliveryJob]:
+    """The claimed rows with everything their notifiers need to send them."""
     context = alert_rows(conn, sorted({row.alert_id for row in claimed}))
-    also = also_reported(conn, {row.story_id for row in context.values()})
-    return [
-        DeliveryJob(
-            delivery_id=row.id,
-            notifier=row.notifier,
-            attempts=row.attempts,
-            created=row.created_at,
-            alert=message(context[row.alert_id], also.get(context[row.alert_id].story_id, [])),
+    stories = {row.story_id for row in context.values()}
+    also = also_reported(conn, stories)
+    # "A story's later alerts thread under the first": looked up at claim time, so an alert
+    # threads under whatever of its story went out through the same notifier before it.
+    sent = sent_in_stories(conn, stories, {row.notifier for row in claimed})
+    jobs = []
+    for row in claimed:
+        alert = context[row.alert_id]
+        root = thread_root(sent.get((alert.story_id, row.notifier), []), row.alert_id)
+        jobs.append(
+            DeliveryJob(
+                delivery_id=row.id,
+                notifier=row.notifier,
+                attempts=row.attempts,
+                created=row.created_at,
+                alert=message(alert, also.get(alert.story_id, []), root),
+            )
         )
-        for row in claimed
-    ]
+    return jobs
 
 
 def pending(alert_id: int, notifier: str, now: datetime) -> dict[str, Any]:

@@ -72,6 +72,13 @@ sources = sa.Table(
     # success; and the first poll ever, which starts the "silent" clock of a source with no item.
     sa.Column("failing_since", UTCDateTime),
     sa.Column("first_poll_at", UTCDateTime),
+    # Fetch state (migration 0003): the URL polled instead of `url` once a permanent redirect was
+    # seen on 3 successful polls in a row (cleared when the config's URL changes), and the
+    # permanent redirect of the latest successful polls, with how many in a row and when last seen.
+    sa.Column("moved_to", sa.Text),
+    sa.Column("redirect_to", sa.Text),
+    sa.Column("redirect_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("redirect_seen_at", UTCDateTime),
     sa.Index("ix_sources_next_poll_at", "next_poll_at"),
 )
 

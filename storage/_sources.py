@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from ._engine import Database
+from ._fetchstate import NOT_POLLED, polled_url, sync_changes
 from ._schema import UTCDateTime, items, sources
 from ._types import SourceSpec, SourceState, SourceView
 
@@ -29,7 +30,7 @@ def sync_sources(conn: Connection, specs: Sequence[SourceSpec], now: datetime) -
             conn.execute(sources.insert().values(_new_source(spec, now)))
         else:
             conn.execute(
-                sources.update().where(sources.c.id == spec.id).values(_changes(row, spec))
+                sources.update().where(sources.c.id == spec.id).values(_changes(row, spec, now))
             )
     configured = {spec.id for spec in specs}
     gone = [
@@ -57,7 +58,7 @@ def _new_source(spec: SourceSpec, now: datetime) -> dict[str, Any]:
     }
 
 
-def _changes(row: Row[Any], spec: SourceSpec) -> dict[str, Any]:
+def _changes(row: Row[Any], spec: SourceSpec, now: datetime) -> dict[str, Any]:
     changes: dict[str, Any] = {
         "url": spec.url,
         "name": spec.name,
@@ -72,6 +73,7 @@ def _changes(row: Row[Any], spec: SourceSpec) -> dict[str, Any]:
         changes["status"] = _status_after_disabled(row)
     if row.last_poll_at is not None and changes["interval_s"] < row.interval_s:
         changes["next_poll_at"] = min(row.next_poll_at, row.last_poll_at + spec.interval)
+    changes.update(sync_changes(row, spec.url, now))
     return changes
 
 
@@ -98,7 +100,7 @@ def claim_due_sources(
     if limit <= 0:
         return []
     due = sa.select(sources.c.id).where(
-        sources.c.status != "disabled",
+        sources.c.status.not_in(NOT_POLLED),
         sa.or_(sources.c.lease_owner.is_(None), sources.c.lease_until <= now),
     )
     if not include_not_due:
@@ -119,7 +121,7 @@ def claim_due_sources(
 def _state(row: Row[Any]) -> SourceState:
     return SourceState(
         id=row.id,
-        url=row.url,
+        url=polled_url(row.url, row.moved_to),
         name=row.name,
         tags=tuple(row.tags),
         interval=timedelta(seconds=row.interval_s),
@@ -188,7 +190,12 @@ def record_failure(
     kind: str,
     detail: str,
     next_poll_at: datetime,
+    count: bool = True,
 ) -> bool:
+    # An uncounted failure (ours, not the source's: the network was down) shows its kind but
+    # neither grows the backoff nor starts a failing episode.
+    failures = sources.c.consecutive_failures + (1 if count else 0)
+    failing_since = _first(sources.c.failing_since, now) if count else sources.c.failing_since
     result = conn.execute(
         sources.update()
         .where(held(source_id, instance_id))
@@ -196,8 +203,8 @@ def record_failure(
             status=_status("error"),
             error_kind=kind,
             error_detail=detail[:_DETAIL_MAX],
-            consecutive_failures=sources.c.consecutive_failures + 1,
-            failing_since=_first(sources.c.failing_since, now),
+            consecutive_failures=failures,
+            failing_since=failing_since,
             first_poll_at=_first(sources.c.first_poll_at, now),
             last_poll_at=now,
             next_poll_at=next_poll_at,

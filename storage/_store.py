@@ -10,11 +10,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from monitor.errors import StorageError
-from monitor.model import Item
+from monitor.model import AlertMessage, Item
 from rules.ast import RuleMatch
 
-from . import _deliveries, _health, _ingest, _retention, _sources, _views
+from . import _deliveries, _fetchstate, _health, _ingest, _instances, _retention, _sources, _views
 from ._engine import Database, sqlite_path
+from ._fetchstate import Redirect
+from ._instances import InstanceView
 from ._lock import InstanceLock
 from ._schema import deliveries, instances, sources
 from ._types import (
@@ -104,6 +106,17 @@ class Store:
         finally:
             self._release_lock()
 
+    def list_instances(self, now: datetime) -> list[InstanceView]:
+        """Registered instances, oldest first, with the leases each holds at `now`."""
+        with self._db.read("cannot read instances") as conn:
+            return _instances.list_instances(conn, now)
+
+    def reap_instances(self, now: datetime, *, stale_after: timedelta, keep: str) -> list[str]:
+        """Unregister every instance (but `keep`) with no heartbeat for `stale_after`, and release
+        its leases so the others take its work over now; returns their ids."""
+        with self._db.write("cannot reap instances") as conn:
+            return _instances.reap(conn, now, stale_after, keep)
+
     def _release_lock(self) -> None:
         with self._lock_guard:
             if self._lock is not None:
@@ -115,6 +128,7 @@ class Store:
         """Insert new sources (status new, due now), update changed ones, disable those gone from
         the config (their history is kept)."""
         with self._db.write("cannot sync sources") as conn:
+            _instances.lock_sync(self._db, conn)
             _sources.sync_sources(conn, specs, now)
 
     def claim_due_sources(
@@ -170,8 +184,11 @@ class Store:
         kind: str,
         detail: str,
         next_poll_at: datetime,
+        count: bool = True,
     ) -> bool:
-        """A failed poll. False, and nothing written, when this instance lost the lease."""
+        """A failed poll. `count=False`: the failure was not the source's (our network was down),
+        so its kind is shown but consecutive failures and the failing episode are left as they
+        were. False, and nothing written, when this instance lost the lease."""
         with self._db.write("cannot record the failure") as conn:
             return _sources.record_failure(
                 conn,
@@ -181,7 +198,73 @@ class Store:
                 kind=kind,
                 detail=detail,
                 next_poll_at=next_poll_at,
+                count=count,
             )
+
+    def record_gone(self, source_id: str, instance_id: str, now: datetime, *, detail: str) -> bool:
+        """HTTP 410: status `gone`, never claimed again until the config gives the source a new
+        URL. False, and nothing written, when this instance lost the lease."""
+        with self._db.write("cannot record the failure") as conn:
+            return _fetchstate.record_gone(conn, source_id, instance_id, now, detail=detail)
+
+    def record_rate_limited(
+        self,
+        source_id: str,
+        instance_id: str,
+        now: datetime,
+        *,
+        kind: str,
+        detail: str,
+        next_poll_at: datetime,
+    ) -> bool:
+        """The source's host asked us to wait (429/503 with Retry-After): status `rate_limited`,
+        not counted as a failure. False, and nothing written, when this instance lost the lease."""
+        with self._db.write("cannot record the poll") as conn:
+            return _fetchstate.record_rate_limited(
+                conn,
+                source_id,
+                instance_id,
+                now,
+                kind=kind,
+                detail=detail,
+                next_poll_at=next_poll_at,
+            )
+
+    def defer_host(self, origin: str, until: datetime) -> list[str]:
+        """Pause a host: every polled source whose URL is on the host (and port) of `origin` is
+        due at `until` at the earliest. Returns their ids."""
+        with self._db.write("cannot defer the host's sources") as conn:
+            return _fetchstate.defer_host(conn, origin, until)
+
+    def note_permanent_redirect(
+        self,
+        source_id: str,
+        instance_id: str,
+        now: datetime,
+        *,
+        polled: str,
+        target: str,
+        move_after: int = _fetchstate.MOVE_AFTER,
+    ) -> Redirect | None:
+        """A successful poll of `polled` was permanently redirected (301/308) to `target`. The
+        same target on `move_after` successful polls in a row moves the source: it is polled at
+        `target` until its URL changes in the config. Call before recording the poll's success,
+        with the same `now`. None when the lease or the URL changed meanwhile."""
+        with self._db.write("cannot record the redirect") as conn:
+            return _fetchstate.note_redirect(
+                conn,
+                source_id,
+                instance_id,
+                now,
+                polled=polled,
+                target=target,
+                move_after=move_after,
+            )
+
+    def moved_sources(self) -> dict[str, str]:
+        """Source id -> the URL polled instead of the config's, for sources that moved."""
+        with self._db.read("cannot read sources") as conn:
+            return _fetchstate.moved_sources(conn)
 
     def ingest(
         self,
@@ -240,6 +323,12 @@ class Store:
                 self._db, conn, instance_id, now, limit=limit, lease=lease, notifiers=notifiers
             )
 
+    def alert_message(self, alert_id: int, *, notifier: str | None = None) -> AlertMessage | None:
+        """One stored alert as `notifier` is handed it (threaded under its story's first message
+        through that notifier), for previews; None when no alert has this id."""
+        with self._db.read("cannot read the alert") as conn:
+            return _views.alert_message(conn, alert_id, notifier)
+
     def mark_sent(self, delivery_id: int, now: datetime, *, message_id: str | None = None) -> None:
         values = {
             "status": "sent",
@@ -250,11 +339,18 @@ class Store:
         self._mark(delivery_id, values, attempted=True)
 
     def mark_retry(
-        self, delivery_id: int, now: datetime, *, next_attempt_at: datetime, error: str
+        self,
+        delivery_id: int,
+        now: datetime,
+        *,
+        next_attempt_at: datetime,
+        error: str,
+        attempted: bool = True,
     ) -> None:
-        self._mark(
-            delivery_id, {"next_attempt_at": next_attempt_at, "last_error": error}, attempted=True
-        )
+        """Try again at `next_attempt_at`; attempted=False hands back a delivery that was claimed
+        but not tried (its batch stopped at an outage), without counting an attempt."""
+        values = {"next_attempt_at": next_attempt_at, "last_error": error}
+        self._mark(delivery_id, values, attempted=attempted)
 
     def mark_failed(
         self, delivery_id: int, now: datetime, *, error: str, attempted: bool = True

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -91,7 +92,9 @@ def spans(stored: Sequence[dict[str, Any]]) -> tuple[Span, ...]:
     return tuple(Span(s["field"], int(s["start"]), int(s["end"]), s["text"]) for s in stored)
 
 
-def message(row: Row[Any], also: Sequence[AlsoReported]) -> AlertMessage:
+def message(
+    row: Row[Any], also: Sequence[AlsoReported], thread_root: str | None = None
+) -> AlertMessage:
     return AlertMessage(
         alert_id=row.id,
         rule_id=row.rule_id,
@@ -107,7 +110,99 @@ def message(row: Row[Any], also: Sequence[AlsoReported]) -> AlertMessage:
         matches=spans(row.spans),
         also=others(also, row.source_id),
         story_id=row.story_id,
+        thread_root=thread_root,
     )
+
+
+@dataclass(frozen=True)
+class _Sent:
+    alert_id: int
+    message_id: str
+    sent_at: datetime
+
+
+def sent_in_stories(
+    conn: Connection, story_ids: Iterable[int | None], notifiers: Collection[str]
+) -> dict[tuple[int, str], list[_Sent]]:
+    """Per (story, notifier), the deliveries sent with a message id, earliest first: the messages a
+    later alert of the story can thread under."""
+    story_of = _alerts_of(conn, {story_id for story_id in story_ids if story_id is not None})
+    rows: list[Row[Any]] = []
+    for part in chunks(sorted(story_of)) if notifiers else ():
+        query = sa.select(
+            deliveries.c.id,
+            deliveries.c.alert_id,
+            deliveries.c.notifier,
+            deliveries.c.status,
+            deliveries.c.message_id,
+            deliveries.c.sent_at,
+        ).where(deliveries.c.alert_id.in_(part), deliveries.c.notifier.in_(sorted(notifiers)))
+        rows.extend(conn.execute(query))
+    # Status is checked here, not in SQL: given `status = 'sent'`, SQLite reads every delivery ever
+    # sent through the status index instead of seeking these few alerts' deliveries.
+    sent = sorted(
+        (row for row in rows if row.status == "sent" and row.message_id is not None),
+        key=lambda row: (row.sent_at, row.id),
+    )
+    found: dict[tuple[int, str], list[_Sent]] = defaultdict(list)
+    for row in sent:
+        found[(story_of[row.alert_id], row.notifier)].append(
+            _Sent(row.alert_id, row.message_id, row.sent_at)
+        )
+    return found
+
+
+def _alerts_of(conn: Connection, story_ids: Collection[int]) -> dict[int, int]:
+    """alert id -> story id, for every alert of these stories. Alerts have no index on story_id
+    alone, so this seeks the unique (rule_id, story_id) index once per rule and story instead of
+    reading every alert ever raised: rules are few, alerts grow without end."""
+    if not story_ids:
+        return {}
+    seed = sa.select(sa.func.min(alerts.c.rule_id).label("id")).cte("rule_ids", recursive=True)
+    after = sa.select(sa.func.min(alerts.c.rule_id)).where(alerts.c.rule_id > seed.c.id)
+    rule_ids = seed.union_all(sa.select(after.scalar_subquery()).where(seed.c.id.is_not(None)))
+    every_rule = sa.select(rule_ids.c.id).where(rule_ids.c.id.is_not(None))
+    found: dict[int, int] = {}
+    for part in chunks(sorted(story_ids)):
+        query = sa.select(alerts.c.id, alerts.c.story_id).where(
+            alerts.c.rule_id.in_(every_rule), alerts.c.story_id.in_(part)
+        )
+        found.update({row.id: row.story_id for row in conn.execute(query)})
+    return found
+
+
+def thread_root(
+    sent: Sequence[_Sent], alert_id: int, *, sent_at: datetime | None = None
+) -> str | None:
+    """The message a story's later alert threads under: the earliest one sent for another alert of
+    the story (a rule alerts once per story, so another alert means another rule). For an alert
+    already sent, only what was sent before it counts: its own email was threaded that way."""
+    for entry in sent:
+        if sent_at is not None and entry.sent_at >= sent_at:
+            return None
+        if entry.alert_id != alert_id:
+            return entry.message_id
+    return None
+
+
+def alert_message(conn: Connection, alert_id: int, notifier: str | None) -> AlertMessage | None:
+    """One stored alert as it is handed to `notifier` (threaded under the story's first message
+    through that notifier); None when no alert has this id."""
+    row = alert_rows(conn, [alert_id]).get(alert_id)
+    if row is None:
+        return None
+    also = also_reported(conn, [row.story_id]).get(row.story_id, [])
+    if notifier is None or row.story_id is None:
+        return message(row, also)
+    own = conn.execute(
+        sa.select(deliveries.c.sent_at).where(
+            deliveries.c.alert_id == alert_id,
+            deliveries.c.notifier == notifier,
+            deliveries.c.status == "sent",
+        )
+    ).scalar_one_or_none()
+    sent = sent_in_stories(conn, [row.story_id], [notifier]).get((row.story_id, notifier), [])
+    return message(row, also, thread_root(sent, alert_id, sent_at=own))
 
 
 def list_alerts(conn: Connection, since: datetime, limit: int | None) -> list[AlertView]:

@@ -95,7 +95,8 @@ def monitor_env() -> dict[str, str]:
 def write_config(h: Harness, sources: list[tuple[str, str]], *, extra: str = "") -> None:
     lines = [
         f"database: sqlite:///{h.folder / 'state' / 'monitor.db'}",
-        "polling: {interval: 15m, timeout: 5s, max_bytes: 2MiB, concurrency: 8, per_host: 8}",
+        "polling: {interval: 15m, timeout: 5s, max_bytes: 2MiB, concurrency: 8, per_host: 8,",
+        "          host_spacing: 0s}  # every test feed is on one host",
         "first_poll: {backfill: 24h}",
         "sources:",
         *(f"  - {{id: {sid}, url: '{h.feeds.url(path)}'}}" for sid, path in sources),

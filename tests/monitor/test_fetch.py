@@ -46,7 +46,9 @@ def server() -> Iterator[FeedServer]:
 
 @pytest.fixture
 async def fetcher() -> AsyncIterator[Fetcher]:
-    async with Fetcher(timeout=2.0, max_bytes=MiB, user_agent="monitor-test/1.0") as f:
+    async with Fetcher(
+        min_spacing=0, timeout=2.0, max_bytes=MiB, user_agent="monitor-test/1.0"
+    ) as f:
         yield f
 
 
@@ -217,9 +219,9 @@ async def test_announced_2gb_body_is_refused_before_reading(
 async def test_body_exactly_at_the_limit_is_accepted(server: FeedServer) -> None:
     body = b"<rss>" + b"x" * 995 + b"</rss>"
     server.route("/feed", body, content_length=False)
-    async with Fetcher(timeout=2, max_bytes=len(body), user_agent="t") as f:
+    async with Fetcher(min_spacing=0, timeout=2, max_bytes=len(body), user_agent="t") as f:
         assert (await fetch(f, server.url("/feed"))).body == body
-    async with Fetcher(timeout=2, max_bytes=len(body) - 1, user_agent="t") as f:
+    async with Fetcher(min_spacing=0, timeout=2, max_bytes=len(body) - 1, user_agent="t") as f:
         assert (await failure(f, server.url("/feed"))).kind == "too_large"
 
 
@@ -372,7 +374,7 @@ async def test_redirect_without_location(server: FeedServer, fetcher: Fetcher) -
 async def test_trickling_server_hits_the_overall_deadline(server: FeedServer) -> None:
     # One byte every 50 ms: no read ever waits long, the whole body would take ~50 s.
     server.route("/slow", RSS, trickle=0.05)
-    async with Fetcher(timeout=0.6, max_bytes=MiB, user_agent="t") as f:
+    async with Fetcher(min_spacing=0, timeout=0.6, max_bytes=MiB, user_agent="t") as f:
         started = time.monotonic()
         error = await failure(f, server.url("/slow"))
     assert error.kind == "timeout"
@@ -381,7 +383,7 @@ async def test_trickling_server_hits_the_overall_deadline(server: FeedServer) ->
 
 async def test_never_answering_server_times_out(server: FeedServer) -> None:
     server.route("/hang", hang=True)
-    async with Fetcher(timeout=0.4, max_bytes=MiB, user_agent="t") as f:
+    async with Fetcher(min_spacing=0, timeout=0.4, max_bytes=MiB, user_agent="t") as f:
         started = time.monotonic()
         assert (await failure(f, server.url("/hang"))).kind == "timeout"
     assert time.monotonic() - started < 1.5
@@ -389,7 +391,7 @@ async def test_never_answering_server_times_out(server: FeedServer) -> None:
 
 async def test_delay_within_the_deadline_is_fine(server: FeedServer) -> None:
     server.route("/feed", RSS, delay=0.2)
-    async with Fetcher(timeout=2, max_bytes=MiB, user_agent="t") as f:
+    async with Fetcher(min_spacing=0, timeout=2, max_bytes=MiB, user_agent="t") as f:
         assert (await fetch(f, server.url("/feed"))).status == "ok"
 
 
@@ -397,7 +399,7 @@ async def test_deadline_covers_the_whole_redirect_chain(server: FeedServer) -> N
     for n in range(4):
         server.route(f"/r{n}", redirect=f"/r{n + 1}", delay=0.2)
     server.route("/r4", RSS, delay=0.2)
-    async with Fetcher(timeout=0.5, max_bytes=MiB, user_agent="t") as f:
+    async with Fetcher(min_spacing=0, timeout=0.5, max_bytes=MiB, user_agent="t") as f:
         assert (await failure(f, server.url("/r0"))).kind == "timeout"
 
 
@@ -491,7 +493,7 @@ def test_safe_url() -> None:
 
 async def test_per_host_limit(server: FeedServer) -> None:
     server.route("/feed", RSS, delay=0.15)
-    async with Fetcher(timeout=5, max_bytes=MiB, user_agent="t", per_host=2) as f:
+    async with Fetcher(min_spacing=0, timeout=5, max_bytes=MiB, user_agent="t", per_host=2) as f:
         results = await asyncio.gather(*(fetch(f, server.url(f"/feed?n={n}")) for n in range(6)))
     assert all(r.status == "ok" for r in results)
     assert server.max_in_flight == 2
@@ -503,7 +505,7 @@ async def test_global_limit_across_hosts() -> None:
             s.route("/feed", RSS, delay=0.15)
         urls = [s.url(f"/feed?n={n}") for n in range(3) for s in (one, two)]
         async with Fetcher(
-            timeout=5, max_bytes=MiB, user_agent="t", concurrency=1, per_host=4
+            min_spacing=0, timeout=5, max_bytes=MiB, user_agent="t", concurrency=1, per_host=4
         ) as f:
             await asyncio.gather(*(fetch(f, u) for u in urls))
         assert one.max_in_flight == 1 and two.max_in_flight == 1
@@ -514,7 +516,9 @@ async def test_hosts_do_not_wait_for_each_other() -> None:
     with FeedServer() as slow, FeedServer() as fast:
         slow.route("/feed", RSS, hang=True)
         fast.route("/feed", RSS)
-        async with Fetcher(timeout=5, max_bytes=MiB, user_agent="t", per_host=1) as f:
+        async with Fetcher(
+            min_spacing=0, timeout=5, max_bytes=MiB, user_agent="t", per_host=1
+        ) as f:
             stuck = asyncio.create_task(fetch(f, slow.url("/feed")))
             await asyncio.sleep(0.05)
             started = time.monotonic()
@@ -525,7 +529,7 @@ async def test_hosts_do_not_wait_for_each_other() -> None:
 
 
 async def test_fetcher_must_be_entered() -> None:
-    f = Fetcher(timeout=1, max_bytes=MiB, user_agent="t")
+    f = Fetcher(min_spacing=0, timeout=1, max_bytes=MiB, user_agent="t")
     with pytest.raises(RuntimeError):
         await f.fetch(FetchRequest("src", "http://127.0.0.1:1/"))
 
@@ -535,7 +539,9 @@ async def test_injected_transport_is_used() -> None:
         return httpx.Response(200, stream=httpx.ByteStream(RSS), headers={"ETag": '"m"'})
 
     transport = httpx.MockTransport(answer)
-    async with Fetcher(timeout=1, max_bytes=MiB, user_agent="t", transport=transport) as f:
+    async with Fetcher(
+        min_spacing=0, timeout=1, max_bytes=MiB, user_agent="t", transport=transport
+    ) as f:
         result = await f.fetch(FetchRequest("src", "https://feeds.example.org/rss"))
     assert (result.status, result.body, result.etag) == ("ok", RSS, '"m"')
 
@@ -544,7 +550,7 @@ async def test_waiting_for_a_busy_host_does_not_count_against_the_deadline(
     server: FeedServer,
 ) -> None:
     server.route("/feed", RSS, delay=0.25)
-    async with Fetcher(timeout=0.5, max_bytes=MiB, user_agent="t", per_host=1) as f:
+    async with Fetcher(min_spacing=0, timeout=0.5, max_bytes=MiB, user_agent="t", per_host=1) as f:
         results = await asyncio.gather(*(fetch(f, server.url(f"/feed?n={n}")) for n in range(3)))
     assert [r.status for r in results] == ["ok"] * 3
     assert all(r.elapsed < 0.5 for r in results)
@@ -555,7 +561,7 @@ async def test_a_queue_for_one_host_does_not_hold_global_slots() -> None:
         busy.route("/feed", hang=True)
         other.route("/feed", RSS)
         async with Fetcher(
-            timeout=5, max_bytes=MiB, user_agent="t", concurrency=2, per_host=1
+            min_spacing=0, timeout=5, max_bytes=MiB, user_agent="t", concurrency=2, per_host=1
         ) as f:
             queued = [asyncio.create_task(fetch(f, busy.url(f"/feed?n={n}"))) for n in range(3)]
             await asyncio.sleep(0.05)
@@ -593,7 +599,9 @@ async def test_real_feeds_served_over_http_fetch_and_parse(server: FeedServer) -
         server.route(f"/{path.name}", path.read_bytes(), gzip=n % 2 == 0, etag=f'"{n}"')
     parser = FeedParser(workers=2)
     try:
-        async with Fetcher(timeout=10, max_bytes=8 * MiB, user_agent="t", per_host=8) as f:
+        async with Fetcher(
+            min_spacing=0, timeout=10, max_bytes=8 * MiB, user_agent="t", per_host=8
+        ) as f:
             results = await asyncio.gather(*(fetch(f, server.url(f"/{p.name}")) for p in bench))
             feeds = await asyncio.gather(
                 *(parser.parse("s", r.body, r.headers, r.url) for r in results)

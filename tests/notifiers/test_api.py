@@ -31,7 +31,8 @@ def test_public_names_are_exactly_all() -> None:
     # Submodules become package attributes once imported; only `settings` is public.
     assert public - {"settings"} == set(notifiers.__all__)
     assert sorted(notifiers.__all__) == [
-        "Clock", "DigestCapable", "Notifier", "SendOutcome", "build_notifier",
+        "Clock", "DigestCapable", "Notifier", "OutcomeHook", "RecordsEachOutcome", "SendOutcome",
+        "build_notifier",
         "render_digest_preview", "render_preview", "supports_digest",
     ]  # fmt: skip
 

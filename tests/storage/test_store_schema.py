@@ -41,6 +41,8 @@ def test_public_names_are_exactly_the_api() -> None:
         "HealthEvent",
         "HealthText",
         "IngestResult",
+        "InstanceView",
+        "Redirect",
         "SourceSpec",
         "SourceState",
         "SourceView",
@@ -55,7 +57,7 @@ def test_migrations_create_the_schema_the_models_describe(store: Store, db_url: 
         with engine.connect() as conn:
             assert set(sa.inspect(conn).get_table_names()) >= TABLES
             context = MigrationContext.configure(conn)
-            assert context.get_current_revision() == "0002"
+            assert context.get_current_revision() == "0003"
             assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()

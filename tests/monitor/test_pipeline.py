@@ -1,0 +1,404 @@
+"""The poller judging failures before counting them, against a real SQLite store and real HTTP
+servers on 127.0.0.1: a host's Retry-After pauses the host without penalty, 410 ends polling until
+the URL changes, three 301s in a row move a source (302/307 never do), a network outage on our side
+costs nothing, and ordinary failures back off."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.config import Config, load_config
+from monitor.daemon import source_specs
+from monitor.errors import FetchError
+from monitor.fetch import Fetcher, RateLimited
+from monitor.parse import FeedParser
+from monitor.pipeline import Poller
+from monitor.rulebook import Rulebook
+from monitor.stories import TitleStoryMatcher
+from storage import SourceState, SourceView, Store
+from tests.monitor.feedserver import FeedServer
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+INTERVAL = timedelta(minutes=10)
+RSS = (
+    '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>https://news.test/</link>'
+    "<item><title>Depot fire</title><link>https://news.test/1</link><guid>1</guid></item>"
+    "</channel></rss>"
+)
+RULES = """\
+rules:
+  - id: depots
+    title: Depots
+    level: high
+    match: {any: [ammunition depot]}
+"""
+
+
+class Clock:
+    """The test's time: the store's datetimes, and (as seconds) the fetcher's pacing clock."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now.timestamp()
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class Env:
+    folder: Path
+    clock: Clock
+    store: Store
+    poller: Poller
+    config: Config
+
+    async def round(self, *, due_only: bool = False) -> dict[str, object]:
+        """Claim (all, or only what is due) and poll everything claimed, as the daemon does;
+        then a second passes, as between any two polls."""
+        states = await self.poller.claim(include_not_due=not due_only)
+        results = await asyncio.gather(*(self.poller.poll(s) for s in states))
+        self.clock.advance(timedelta(seconds=1))
+        return {s.id: r for s, r in zip(states, results, strict=True)}
+
+    async def claim(self) -> dict[str, SourceState]:
+        return {s.id: s for s in await self.poller.claim(include_not_due=True)}
+
+    def source(self, source_id: str) -> SourceView:
+        return next(v for v in self.store.list_sources() if v.id == source_id)
+
+    def resync(self, sources: Sequence[tuple[str, str]]) -> None:
+        self.config = write_config(self.folder, sources)
+        self.store.sync_sources(source_specs(self.config), self.clock())
+
+
+def write_config(folder: Path, sources: Sequence[tuple[str, str]]) -> Config:
+    lines = [
+        f"database: sqlite:///{folder / 'state' / 'monitor.db'}",
+        "polling: {interval: 10m, timeout: 3s, max_bytes: 1MiB, concurrency: 8, per_host: 2}",
+        "sources:",
+        *(f"  - {{id: {sid}, url: '{url}'}}" for sid, url in sources),
+        "rules: [rules.yaml]",
+        "notifiers:",
+        "  console: {type: console}",
+        "default_notify: [console]",
+    ]
+    (folder / "rules.yaml").write_text(RULES, encoding="utf-8")
+    path = folder / "config.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return load_config(path, env={})
+
+
+@asynccontextmanager
+async def environment(folder: Path, sources: Sequence[tuple[str, str]]) -> AsyncIterator[Env]:
+    clock = Clock()
+    config = write_config(folder, sources)
+    store = Store.open(config.database)
+    parser = FeedParser(processes=False)
+    try:
+        store.sync_sources(source_specs(config), clock())
+        async with Fetcher(
+            timeout=3, max_bytes=1 << 20, user_agent="t", min_spacing=0.0,  # see test_politeness
+            monotonic=clock.monotonic,
+        ) as fetcher:  # fmt: skip
+            rulebook = Rulebook(config.rules, notifiers=list(config.notifiers))
+            poller = Poller(
+                config, store, fetcher, parser, rulebook, TitleStoryMatcher(),
+                instance_id="test", clock=clock,
+            )  # fmt: skip
+            yield Env(folder, clock, store, poller, config)
+    finally:
+        parser.close()
+        store.close()
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with FeedServer() as s:
+        yield s
+
+
+@pytest.fixture
+def other() -> Iterator[FeedServer]:
+    with FeedServer() as s:
+        yield s
+
+
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 whose port nobody listens on: connecting is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/feed.xml"
+
+
+# -- rate limits ---------------------------------------------------------------------------------
+
+
+async def test_retry_after_pauses_the_whole_host_and_is_not_counted(
+    tmp_path: Path, server: FeedServer, other: FeedServer
+) -> None:
+    server.route("/busy", status=429, headers={"Retry-After": "120"})
+    server.route("/calm", RSS)
+    other.route("/feed", RSS)
+    sources = [("busy", server.url("/busy")), ("calm", server.url("/calm"))]
+    async with environment(tmp_path, [*sources, ("elsewhere", other.url("/feed"))]) as env:
+        claimed = await env.claim()
+        busy = await env.poller.poll(claimed["busy"])
+        assert isinstance(busy, RateLimited) and busy.kind == "http_429"
+        view = env.source("busy")
+        assert (view.status, view.error, view.consecutive_failures) == (
+            "rate_limited",
+            "http_429",
+            0,
+        )
+        assert view.next_poll is not None and view.next_poll >= T0 + INTERVAL
+        # the host's other source was deferred until the host's pause ends, the other host was not
+        assert env.source("calm").next_poll == T0 + timedelta(seconds=120)
+        assert env.source("elsewhere").next_poll == T0
+        calm = await env.poller.poll(claimed["calm"])  # claimed before the pause: not sent now
+        assert isinstance(calm, RateLimited) and server.hits("/calm") == 0
+        assert env.source("calm").status == "rate_limited"
+        assert await env.poller.poll(claimed["elsewhere"]) is not None
+        assert env.source("elsewhere").status == "ok"
+
+
+async def test_repeated_rate_limits_never_grow_a_backoff(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    server.route("/busy", status=503, headers={"Retry-After": "60"})
+    async with environment(tmp_path, [("busy", server.url("/busy"))]) as env:
+        waits = []
+        for _ in range(4):
+            await env.round()
+            view = env.source("busy")
+            assert (view.status, view.consecutive_failures) == ("rate_limited", 0)
+            assert view.next_poll is not None and view.last_poll is not None
+            waits.append(view.next_poll - view.last_poll)
+            env.clock.advance(INTERVAL * 2)  # the host's pause is over: the next one is sent
+        assert server.hits("/busy") == 4
+        assert all(INTERVAL <= w <= INTERVAL * 1.05 for w in waits)
+        server.route("/busy", RSS)
+        await env.round()
+        view = env.source("busy")
+        assert (view.status, view.error, view.consecutive_failures) == ("ok", None, 0)
+
+
+async def test_429_without_retry_after_is_an_ordinary_failure(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    server.route("/busy", status=429)
+    async with environment(tmp_path, [("busy", server.url("/busy"))]) as env:
+        for failures in (1, 2):
+            await env.round()
+            view = env.source("busy")
+            assert (view.status, view.error, view.consecutive_failures) == (
+                "error",
+                "http_429",
+                failures,
+            )
+
+
+def test_a_host_pause_reaches_every_source_on_that_host_and_port(tmp_path: Path) -> None:
+    sources = [
+        ("plain", "https://Feeds.Example.org/a.xml"),
+        ("port", "https://feeds.example.org:443/b.xml?x=1"),
+        ("idn", "https://bücher.example/c.xml"),
+        ("other-port", "https://feeds.example.org:8443/d.xml"),
+        ("other-host", "https://example.org/e.xml"),
+    ]
+    config = write_config(tmp_path, sources)
+    store = Store.open(config.database)
+    try:
+        store.sync_sources(source_specs(config), T0)
+        until = T0 + timedelta(minutes=5)
+        assert sorted(store.defer_host("https://feeds.example.org/", until)) == ["plain", "port"]
+        assert store.defer_host("https://xn--bcher-kva.example/", until) == ["idn"]
+        assert store.defer_host("not a url", until) == []
+        due = {v.id: v.next_poll for v in store.list_sources()}
+        assert due == {"plain": until, "port": until, "idn": until, "other-port": T0,
+                       "other-host": T0}  # fmt: skip
+        # a pause never brings a later poll forward
+        assert store.defer_host("https://feeds.example.org/", T0 + timedelta(minutes=1)) == []
+    finally:
+        store.close()
+
+
+# -- gone ----------------------------------------------------------------------------------------
+
+
+async def test_410_gone_is_never_polled_again_until_the_url_changes(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    server.route("/feed", status=410)
+    server.route("/new-feed", RSS)
+    async with environment(tmp_path, [("a", server.url("/feed"))]) as env:
+        outcome = (await env.round())["a"]
+        assert isinstance(outcome, FetchError) and outcome.kind == "gone"
+        view = env.source("a")
+        assert (view.status, view.error) == ("gone", "gone")
+        env.clock.advance(timedelta(days=30))
+        assert await env.poller.claim() == []
+        assert await env.poller.claim(include_not_due=True) == []
+        env.resync([("a", server.url("/feed"))])  # a restart with the same config
+        env.resync([])  # removed from the config, then added back unchanged
+        assert env.source("a").status == "disabled"
+        env.resync([("a", server.url("/feed"))])
+        assert env.source("a").status == "gone"
+        assert await env.poller.claim(include_not_due=True) == []
+        assert server.hits("/feed") == 1
+        env.resync([("a", server.url("/new-feed"))])
+        view = env.source("a")
+        assert (view.status, view.error, view.consecutive_failures) == ("new", None, 0)
+        assert (await env.round(due_only=True))["a"] is not None
+        assert env.source("a").status == "ok" and server.hits("/new-feed") == 1
+
+
+# -- permanent redirects -------------------------------------------------------------------------
+
+
+async def test_three_301s_in_a_row_move_the_source_and_the_move_survives_restarts(
+    tmp_path: Path, server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.route("/old", status=301, redirect="/new")
+    server.route("/new", RSS)
+    server.route("/newer", RSS)
+    caplog.set_level(logging.INFO, logger="monitor.pipeline")
+    async with environment(tmp_path, [("a", server.url("/old"))]) as env:
+        for _ in range(2):
+            await env.round()
+            assert env.store.moved_sources() == {}
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        await env.round()
+        assert env.store.moved_sources() == {"a": server.url("/new")}
+        warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warning) == 1 and "config.yaml" in warning[0] and "/new" in warning[0]
+        assert server.hits("/old") == 3
+        await env.round()
+        assert (server.hits("/old"), server.hits("/new")) == (3, 4)
+        assert env.source("a").url == server.url("/old")  # the config's URL is still shown
+    async with environment(tmp_path, [("a", server.url("/old"))]) as env:  # restart
+        await env.round()
+        assert (server.hits("/old"), server.hits("/new")) == (3, 5)
+    async with environment(tmp_path, [("a", server.url("/newer"))]) as env:  # config edited
+        assert env.store.moved_sources() == {}
+        await env.round()
+        assert (server.hits("/old"), server.hits("/new"), server.hits("/newer")) == (3, 5, 1)
+
+
+@pytest.mark.parametrize("status", [302, 307])
+async def test_temporary_redirects_never_move_a_source(
+    tmp_path: Path, server: FeedServer, status: int
+) -> None:
+    server.route("/feed", status=status, redirect="/today")
+    server.route("/today", RSS)
+    async with environment(tmp_path, [("a", server.url("/feed"))]) as env:
+        for _ in range(5):
+            await env.round()
+        assert env.store.moved_sources() == {}
+        assert server.hits("/feed") == 5
+
+
+async def test_a_direct_answer_breaks_the_run_but_a_failure_does_not(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    server.route("/new", RSS)
+    async with environment(tmp_path, [("a", server.url("/old"))]) as env:
+        for answer in ("301", "301", "direct", "301", "301", "500", "301"):
+            if answer == "301":
+                server.route("/old", status=301, redirect="/new")
+            elif answer == "direct":
+                server.route("/old", RSS)
+            else:
+                server.route("/old", status=500)
+            assert env.store.moved_sources() == {}
+            await env.round()
+        assert env.store.moved_sources() == {"a": server.url("/new")}
+
+
+async def test_a_new_permanent_target_starts_the_run_again(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    server.route("/b", RSS)
+    server.route("/c", RSS)
+    async with environment(tmp_path, [("a", server.url("/old"))]) as env:
+        for target in ("/b", "/b", "/c", "/c"):
+            server.route("/old", status=308, redirect=target)
+            await env.round()
+        assert env.store.moved_sources() == {}
+        await env.round()
+        assert env.store.moved_sources() == {"a": server.url("/c")}
+
+
+# -- network outages -----------------------------------------------------------------------------
+
+
+async def test_when_every_host_fails_at_the_network_level_nobody_is_penalised(
+    tmp_path: Path,
+) -> None:
+    sources = [(f"s{n}", closed_port_url()) for n in range(3)]
+    async with environment(tmp_path, sources) as env:
+        for _ in range(3):
+            outcomes = await env.round()
+            assert {o.kind for o in outcomes.values() if isinstance(o, FetchError)} == {"connect"}
+            env.clock.advance(INTERVAL * 2)
+        for sid, _url in sources:
+            view = env.source(sid)
+            assert (view.status, view.error, view.consecutive_failures) == ("error", "connect", 0)
+            assert view.next_poll is not None and view.last_poll is not None
+            assert view.next_poll - view.last_poll <= INTERVAL * 1.05
+
+
+async def test_network_failures_count_when_another_host_answers(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    server.route("/feed", RSS)
+    sources = [*((f"s{n}", closed_port_url()) for n in range(3)), ("ok", server.url("/feed"))]
+    async with environment(tmp_path, sources) as env:
+        await env.round()
+        assert [env.source(f"s{n}").consecutive_failures for n in range(3)] == [1, 1, 1]
+        assert env.source("ok").status == "ok"
+
+
+async def test_network_failures_on_fewer_than_three_hosts_count(tmp_path: Path) -> None:
+    url = closed_port_url()
+    sources = [("a", url), ("b", url.replace("feed.xml", "other.xml")), ("c", closed_port_url())]
+    async with environment(tmp_path, sources) as env:
+        await env.round()
+        assert [env.source(s).consecutive_failures for s in "abc"] == [1, 1, 1]
+
+
+# -- ordinary failures ---------------------------------------------------------------------------
+
+
+async def test_ordinary_failures_back_off_and_a_success_resets(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    server.route("/feed", status=500)
+    async with environment(tmp_path, [("a", server.url("/feed"))]) as env:
+        waits = []
+        for _ in range(4):
+            await env.round()
+            view = env.source("a")
+            assert view.next_poll is not None and view.last_poll is not None
+            waits.append((view.next_poll - view.last_poll) / INTERVAL)
+        assert [round(w) for w in waits] == [1, 2, 4, 8]
+        assert env.source("a").consecutive_failures == 4
+        server.route("/feed", RSS)
+        await env.round()
+        view = env.source("a")
+        assert (view.status, view.consecutive_failures, view.error) == ("ok", 0, None)
