@@ -58,6 +58,7 @@ def ingest(db: Database, conn: Connection, poll: Poll) -> IngestResult | None:
     stored = _stored_hashes(conn, poll.source_id, [item.key for item in batch])
     edits = [item for item in batch if item.key in stored and stored[item.key] != item.content_hash]
     _update_edits(conn, poll.source_id, edits)
+    _mark_seen(conn, poll.source_id, [item.key for item in batch if item.key in stored], poll.now)
     fresh = [item for item in batch if item.key not in stored]
     if fresh:
         db.lock_stories(conn)
@@ -71,18 +72,32 @@ def ingest(db: Database, conn: Connection, poll: Poll) -> IngestResult | None:
                 # the first item of the poll that a rule matched in a story is the one alerted
                 wanted.setdefault((match.rule_id, story_of[item.key]), (inserted[item.key], match))
     n_alerts, n_deliveries = _alert(db, conn, poll, wanted)
-    _update_source(conn, poll, new_items=bool(inserted))
+    _update_source(conn, poll, new_items=bool(inserted), listed=bool(batch))
     return IngestResult(len(inserted), len(edits), n_alerts, n_deliveries)
 
 
 def _update_edits(conn: Connection, source_id: str, edits: Sequence[Item]) -> None:
-    """New text for known items. Never matched again: DESIGN §6, edits do not re-alert."""
+    """New text for known items. Never matched again: DESIGN §6, edits do not re-alert. A
+    tombstone stays one: only its content hash follows the edit, so the same edit next time is no
+    edit at all and retention is not undone."""
     if edits:
-        rows = [
-            {**_text(item), "pruned": False, "b_source": source_id, "b_key": item.key}
+        rows = [{**_text(item), "b_source": source_id, "b_key": item.key} for item in edits]
+        conn.execute(_EDIT.where(items.c.pruned.is_(False)), rows)
+        hashes = [
+            {"content_hash": item.content_hash, "b_source": source_id, "b_key": item.key}
             for item in edits
         ]
-        conn.execute(_EDIT, rows)
+        conn.execute(_EDIT.where(items.c.pruned.is_(True)), hashes)
+
+
+def _mark_seen(conn: Connection, source_id: str, keys: Sequence[str], now: datetime) -> None:
+    """Known items the feed still lists: retention counts from the last time they were listed."""
+    for part in chunks(keys):
+        conn.execute(
+            items.update()
+            .where(items.c.source_id == source_id, items.c.key.in_(part))
+            .values(seen_at=now)
+        )
 
 
 def _first_per_key(batch: Sequence[Item]) -> Iterator[Item]:
@@ -135,6 +150,7 @@ def _insert_items(
                 "source_id": poll.source_id,
                 "key": item.key,
                 "fetched_at": poll.now,
+                "seen_at": poll.now,
                 "story_id": story_of[item.key],
                 "pruned": False,
             }
@@ -205,14 +221,13 @@ def _pending(alert_id: int, notifier: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _update_source(conn: Connection, poll: Poll, *, new_items: bool) -> None:
+def _update_source(conn: Connection, poll: Poll, *, new_items: bool, listed: bool) -> None:
     values = success_values(poll.instance_id, poll.now, poll.next_poll_at)
-    values.update(
-        etag=poll.etag,
-        last_modified=poll.last_modified,
-        body_hash=poll.body_hash,
-        polled_before=True,
-    )
+    values.update(etag=poll.etag, last_modified=poll.last_modified, body_hash=poll.body_hash)
+    if listed:
+        # Only a fetch that listed items ends the first poll: after an empty first fetch, the first
+        # one with items is still judged by the backfill window (an archive is not news).
+        values.update(polled_before=True, last_items_at=poll.now)
     if new_items:
         values["last_new_item_at"] = poll.now
     conn.execute(sources.update().where(sources.c.id == poll.source_id).values(values))

@@ -60,6 +60,7 @@ sources = sa.Table(
     sa.Column("last_poll_at", UTCDateTime),
     sa.Column("last_success_at", UTCDateTime),
     sa.Column("last_new_item_at", UTCDateTime),
+    sa.Column("last_items_at", UTCDateTime),  # the latest fetch that listed any item
     sa.Column("next_poll_at", UTCDateTime, nullable=False),
     sa.Column("etag", sa.Text),
     sa.Column("last_modified", sa.Text),
@@ -121,10 +122,14 @@ items = sa.Table(
     sa.Column("content_hash", sa.String(128), nullable=False),
     sa.Column("story_id", BigId, sa.ForeignKey("stories.id")),
     sa.Column("pruned", sa.Boolean, nullable=False),
+    # When a fetch last listed the item: retention prunes on it, so an entry a feed keeps publishing
+    # keeps its text (NULL before migration 0004: fetched_at stands in).
+    sa.Column("seen_at", UTCDateTime),
     sa.UniqueConstraint("source_id", "key", name="uq_items_source_key"),
     sa.Index("ix_items_canonical_link", "canonical_link"),
     sa.Index("ix_items_story_id", "story_id"),
     sa.Index("ix_items_fetched_at", "fetched_at"),
+    sa.Index("ix_items_seen_at", "seen_at"),
 )
 
 # A rule alert points at its item and story. A system alert (rule_id "health") is about a source,

@@ -33,9 +33,11 @@ def two_sources(store: Store) -> Store:
 
 
 def later_polls(store: Store) -> None:
-    """Make both sources past their first poll, so every new item may alert."""
+    """Make both sources past their first poll (one that listed an item: an empty fetch does not
+    end the first poll), so every new item may alert."""
     for source in ("a", "b"):
-        assert ingest(store, source, [], now=T0 - HOUR) == IngestResult(0, 0, 0, 0)
+        seed = [item(source, f"{source}-seed", "Weather in Seoul", published=T0 - 30 * HOUR)]
+        assert ingest(store, source, seed, now=T0 - HOUR) == IngestResult(1, 0, 0, 0)
 
 
 def test_new_versus_seen(two_sources: Store) -> None:
@@ -220,7 +222,7 @@ def test_a_failing_poll_writes_nothing(two_sources: Store) -> None:
             dedup_window=WINDOW,
         )
     assert store.list_alerts(T0 - HOUR) == []
-    assert {v.id: v.items for v in store.list_sources()}["a"] == 0
+    assert {v.id: v.items for v in store.list_sources()}["a"] == 1  # the seed of later_polls only
     # nothing was lost: the same poll stored again alerts both items
     assert ingest(store, "a", batch, claim=False) == IngestResult(2, 0, 2, 4)
 
@@ -250,15 +252,16 @@ def test_prune_keeps_identity(two_sources: Store) -> None:
     old = item("a", "a1", "KN-23 old news", summary="long text", content="more", author="me")
     ingest(store, "a", [old])
     ingest(store, "a", [item("a", "a2", "Fresh")], now=T0 + 10 * HOUR)
-    assert store.prune(T0 + 20 * HOUR, timedelta(hours=15)) == 1
-    assert store.prune(T0 + 20 * HOUR, timedelta(hours=15)) == 0  # already a tombstone
+    # a1 and a's seed (no longer listed); b's seed stays: b's latest fetch still lists it
+    assert store.prune(T0 + 20 * HOUR, timedelta(hours=15)) == 2
+    assert store.prune(T0 + 20 * HOUR, timedelta(hours=15)) == 0  # already tombstones
     (alert,) = store.list_alerts(T0 - HOUR)
     assert (alert.title, alert.source) == ("", "a")  # the text is gone, the alert stays
     matcher = KeywordMatcher(dict(RULES))
     again = ingest(store, "a", [old, item("a", "a2", "Fresh")], now=T0 + 21 * HOUR, matcher=matcher)
     assert again == IngestResult(0, 0, 0, 0)  # the feed still lists it: not new, not an edit
     assert matcher.calls == []
-    assert {v.id: v.items for v in store.list_sources()}["a"] == 2
+    assert {v.id: v.items for v in store.list_sources()}["a"] == 3
 
 
 def test_naive_published_dates_are_read_as_utc(two_sources: Store) -> None:

@@ -1,10 +1,5 @@
 """Retention: pruned items become tombstones that keep the feed's old entries from coming back as
-new; what a source still publishes, failed and empty fetches, and edits of pruned items.
-
-Tests marked xfail(strict=True) state what DESIGN §6 and the retention contract ask of `prune` and
-`ingest` but the Store does not do yet; each reason names the fix. They turn into failures (XPASS)
-the moment the Store is fixed, so the marker cannot outlive the bug unnoticed.
-"""
+new; what a source still publishes, failed and empty fetches, and edits of pruned items."""
 
 from __future__ import annotations
 
@@ -189,12 +184,6 @@ def test_an_edit_of_a_pruned_item_neither_realerts_nor_counts_as_new(polled: Sto
     assert len(store.list_alerts(T0 - DAY)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage bug: _ingest._update_edits writes the new text with pruned=False, so an edit "
-    "of a tombstone brings its text back until the next prune; fix: update only content_hash "
-    "of rows with pruned=True",
-)
 def test_an_edit_of_a_pruned_item_keeps_it_a_tombstone(polled: Store) -> None:
     store = polled
     poll(store, "a", [item("a", "a1", "KN-23 launched", summary="first")], T0)
@@ -207,13 +196,6 @@ def test_an_edit_of_a_pruned_item_keeps_it_a_tombstone(polled: Store) -> None:
     assert poll(store, "a", [edited], T0 + 94 * DAY) == IngestResult(0, 0, 0, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage gap: prune() cuts on items.fetched_at alone, so an entry a feed has listed "
-    "for longer than the retention is pruned while still published; fix: record when each item "
-    "was last present in a non-empty fetch (items.seen_at, set for every stored key in ingest) "
-    "and prune on seen_at, keeping the rows of each source's latest non-empty fetch",
-)
 def test_items_in_the_latest_fetch_are_never_pruned(polled: Store) -> None:
     store = polled
     evergreen = item("a", "about", "KN-23 explainer", link="https://a.example/about")
@@ -229,13 +211,6 @@ def test_items_in_the_latest_fetch_are_never_pruned(polled: Store) -> None:
     assert alert_titles(store) == ["KN-23 explainer"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage gap: _ingest._update_source sets polled_before=True after an empty fetch, so "
-    "the next fetch is not a first poll and alerts the feed's whole archive; fix: set "
-    "polled_before only when the poll held items (and make test_store_ingest.later_polls poll "
-    "one item)",
-)
 def test_an_empty_first_fetch_leaves_the_first_poll_to_come(store: Store) -> None:
     store.sync_sources([spec("a")], T0)
     assert poll(store, "a", [], T0) == IngestResult(0, 0, 0, 0)
