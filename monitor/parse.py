@@ -128,7 +128,12 @@ def _parse_xml(source_id: str, body: bytes, headers: Mapping[str, str], url: str
     link = resolve_link(feed.get("link") if isinstance(feed.get("link"), str) else None, url)
     title = _feed_title(feed)
     items = tuple(items_from_entries(source_id, entries, _base_for_items(link, url)))
-    return ParsedFeed(title, link, _ttl(feed.get("ttl")), items, _bozo_reason(result))
+    reason = _bozo_reason(result)
+    if not items and reason:
+        # A feed root followed by XML the parser cannot read (truncated, broken) yields nothing:
+        # that is a failure to report, not a feed that has gone quiet.
+        raise FetchError("parse_error", f"ill-formed feed with no readable entries: {reason}")
+    return ParsedFeed(title, link, _ttl(feed.get("ttl")), items, reason)
 
 
 def parse_feed(source_id: str, body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:

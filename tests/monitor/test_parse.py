@@ -423,3 +423,16 @@ def test_every_corpus_feed_parses_or_fails_with_a_clear_kind() -> None:
 def test_plain_text_feed_title_keeps_its_angle_brackets() -> None:
     body = b'<rss version="2.0"><channel><title>AT&amp;T &lt;b&gt; news</title></channel></rss>'
     assert parse(body).title == "AT&T <b> news"
+
+
+def test_a_truncated_feed_with_no_readable_entry_is_a_parse_error() -> None:
+    body = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>Cut'
+    with pytest.raises(FetchError) as caught:
+        parse_feed("s", body, {"content-type": "application/rss+xml"}, "https://x.test/feed")
+    assert caught.value.kind == "parse_error"
+
+
+def test_a_well_formed_empty_feed_is_fine() -> None:
+    body = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
+    parsed = parse_feed("s", body, {"content-type": "application/rss+xml"}, "https://x.test/feed")
+    assert parsed.items == () and parsed.bozo is None
