@@ -210,9 +210,19 @@ class Daemon:
             deliverer.tick()
 
     async def _finish_in_flight(self) -> None:
-        if self._in_flight:
-            log.info("waiting for %d polls in flight", len(self._in_flight))
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        """Let polls in flight finish (each is bounded by the fetch deadline); polls still queued
+        for a busy host's turn after that are cancelled: their sources stay due and are polled
+        first at the next start (the leases go back with the instance)."""
+        if not self._in_flight:
+            return
+        log.info("waiting for %d polls in flight", len(self._in_flight))
+        grace = self.config.polling.timeout.total_seconds() + 10
+        _, pending = await asyncio.wait(set(self._in_flight), timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.info("cancelled %d polls still waiting for their host's turn", len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _heartbeat(self, store: Store) -> None:
         """Prove this instance alive, and release the leases of instances that stopped proving it
