@@ -1,8 +1,8 @@
-"""YAML with positions: load a document, remember where every key and value stands, and turn pydantic
-validation errors into `file:line:col: message` problems with did-you-mean suggestions.
+"""YAML with positions: load a document, remember where every key and value stands, and turn
+pydantic validation errors into `file:line:col: message` problems with did-you-mean suggestions.
 
-Shared by the config loader (`monitor.config`) and the rule loader: both are user-edited YAML whose errors
-must point at the line to fix.
+Shared by the config loader (`monitor.config`) and the rule loader: both are user-edited YAML whose
+errors must point at the line to fix.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ class _TooLargeError(Exception):
 
 
 def _walk(node: yaml.Node, path: Path, pos: Positioned, budget: list[int]) -> None:
-    # Aliases make the document a graph; walking it as a tree counts every expansion, so an alias bomb
-    # is refused here, before anything builds or validates the expanded data.
+    # Aliases make the document a graph; walking it as a tree counts every expansion, so an alias
+    # bomb is refused here, before anything builds or validates the expanded data.
     budget[0] -= 1
     if budget[0] < 0:
         raise _TooLargeError
@@ -205,10 +205,9 @@ def _data_path(data: Any, loc: Sequence[str | int]) -> Path:
     path: list[str | int] = []
     cur = data
     for element in loc:
-        if isinstance(cur, dict) and element in cur:
-            cur = cur[element]
-            path.append(element)
-        elif isinstance(cur, list) and isinstance(element, int) and 0 <= element < len(cur):
+        if (isinstance(cur, dict) and element in cur) or (
+            isinstance(cur, list) and isinstance(element, int) and 0 <= element < len(cur)
+        ):
             cur = cur[element]
             path.append(element)
     return tuple(path)
@@ -235,7 +234,9 @@ def problems_from_validation(
         if kind == "extra_forbidden":
             key = str(loc[-1])
             hint = did_you_mean(key, allowed_keys(root, loc[:-1]))
-            problems.append(Problem(doc.location(path, key=True), f"unknown key '{key}'{hint}", rule_id))
+            problems.append(
+                Problem(doc.location(path, key=True), f"unknown key '{key}'{hint}", rule_id)
+            )
             continue
         where = ".".join(str(x) for x in path) or "document"
         msg = str(e["msg"])

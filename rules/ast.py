@@ -1,8 +1,8 @@
 """The rule tree: what the YAML rule format and the boolean query strings both compile to.
 
-The loader (`rules.loader`, `rules.query`) produces it; the matcher (`rules.matcher`) and the reference
-matcher (`rules.reference`) consume it. Every node is immutable and hashable, so compiled matchers can
-deduplicate shared sub-trees (lists used by many rules).
+The loader (`rules.loader`, `rules.query`) produces it; the matcher (`rules.matcher`) and the
+reference matcher (`rules.reference`) consume it. Every node is immutable and hashable, so compiled
+matchers can deduplicate shared sub-trees (lists used by many rules).
 """
 
 from __future__ import annotations
@@ -13,7 +13,15 @@ from typing import Literal, TypeAlias
 from monitor.model import Level, Span
 
 FieldName = Literal["title", "summary", "content", "author", "tags", "link", "source"]
-FIELD_NAMES: tuple[FieldName, ...] = ("title", "summary", "content", "author", "tags", "link", "source")
+FIELD_NAMES: tuple[FieldName, ...] = (
+    "title",
+    "summary",
+    "content",
+    "author",
+    "tags",
+    "link",
+    "source",
+)
 DEFAULT_FIELDS: tuple[FieldName, ...] = ("title", "summary", "content")
 
 
@@ -43,10 +51,10 @@ class Regex:
 
 @dataclass(frozen=True)
 class Bool:
-    """`any` / `all` / `none` in one node: holds when some `any` child holds (if given), every `all`
-    child holds (if given) and no `none` child holds (if given). `fields` (when set) limits the fields
-    searched by every leaf below, until a deeper node sets its own. `label` names a `$list` expansion
-    (`$dprk`) for explanations."""
+    """`any` / `all` / `none` in one node: holds when some `any` child holds (if given), every
+    `all` child holds (if given) and no `none` child holds (if given). `fields` (when set) limits
+    the fields searched by every leaf below, until a deeper node sets its own. `label` names a
+    `$list` expansion (`$dprk`) for explanations."""
 
     any: tuple[Node, ...] | None = None
     all: tuple[Node, ...] | None = None
@@ -105,8 +113,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Document:
-    """What a rule is matched against. Text is plain (no HTML). `tags` are the item's own categories;
-    `source_tags` the config tags of its source (for `sources: [tag:NAME]`)."""
+    """What a rule is matched against. Text is plain (no HTML). `tags` are the item's own
+    categories; `source_tags` the config tags of its source (for `sources: [tag:NAME]`)."""
 
     id: str
     title: str = ""
@@ -131,16 +139,16 @@ class RuleMatch:
 
 __all__ = [
     "DEFAULT_FIELDS",
-    "Document",
-    "RuleMatch",
     "FIELD_NAMES",
     "Bool",
+    "Document",
     "FieldName",
     "Fuzzy",
     "Near",
     "Node",
     "Regex",
     "Rule",
+    "RuleMatch",
     "RuleTests",
     "Term",
     "TestCase",
