@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from monitor.model import Item
 from rules.ast import RuleMatch
 
+from ._deliveries import pending as pending_delivery
 from ._engine import Database, chunks
 from ._schema import alerts, deliveries, items, sources
 from ._sources import held, success_values
@@ -201,24 +202,13 @@ def _alert(
     stmt = db.insert_ignore(alerts, ["rule_id", "story_id"], returning)
     created = conn.execute(stmt, rows).all()
     pending = [
-        _pending(row.id, notifier, poll.now)
+        pending_delivery(row.id, notifier, poll.now)
         for row in created
         for notifier in dict.fromkeys(poll.route(wanted[(row.rule_id, row.story_id)][1]))
     ]
     if pending:
         conn.execute(deliveries.insert(), pending)
     return len(created), len(pending)
-
-
-def _pending(alert_id: int, notifier: str, now: datetime) -> dict[str, Any]:
-    return {
-        "alert_id": alert_id,
-        "notifier": notifier,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
 
 
 def _update_source(conn: Connection, poll: Poll, *, new_items: bool, listed: bool) -> None:
