@@ -205,9 +205,9 @@ def _data_path(data: Any, loc: Sequence[str | int]) -> Path:
     path: list[str | int] = []
     cur = data
     for element in loc:
-        if (isinstance(cur, dict) and element in cur) or (
-            isinstance(cur, list) and isinstance(element, int) and 0 <= element < len(cur)
-        ):
+        in_dict = isinstance(cur, dict) and element in cur
+        in_list = isinstance(cur, list) and isinstance(element, int) and 0 <= element < len(cur)
+        if in_dict or in_list:
             cur = cur[element]
             path.append(element)
     return tuple(path)
