@@ -256,7 +256,9 @@ class Daemon:
             self.metrics.set_sources_by_status(statuses)
             if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
                 self._last_prune = now
-                pruned = await asyncio.to_thread(store.prune, now, self.config.retention)
+                pruned = await asyncio.to_thread(
+                    store.prune, now, self.config.retention, story_window=self.config.dedup.window
+                )
                 if pruned:
                     log.info("pruned %d items older than the retention period", pruned)
         except MonitorError as e:  # the database may be briefly unavailable: try next minute

@@ -14,7 +14,9 @@ from sqlalchemy.engine import Connection
 from ._schema import items, sources, story_keys
 
 
-def prune(conn: Connection, now: datetime, retention: timedelta) -> int:
+def prune(
+    conn: Connection, now: datetime, retention: timedelta, story_window: timedelta | None = None
+) -> int:
     """Items no fetch has listed for `retention` lose their text. What a source's latest fetch with
     items listed is kept however old (the feed still publishes it), and a failed, empty or 304
     fetch changes nothing, since only fetches that list items move `seen_at`."""
@@ -34,6 +36,8 @@ def prune(conn: Connection, now: datetime, retention: timedelta) -> int:
         )
         .values(title="", summary="", content="", author="", tags=[], pruned=True)
     )
-    # Blocking keys only serve lookups within the dedup window, which retention exceeds.
-    conn.execute(story_keys.delete().where(story_keys.c.created_at < cutoff))
+    # Blocking keys only serve lookups within the dedup window (measured: at 1M items they weigh
+    # more than the items themselves), so they go once the window has passed.
+    keys_cutoff = now - story_window if story_window is not None else cutoff
+    conn.execute(story_keys.delete().where(story_keys.c.created_at < max(cutoff, keys_cutoff)))
     return result.rowcount

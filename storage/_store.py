@@ -415,7 +415,11 @@ class Store:
         with self._db.read("cannot read alerts") as conn:
             return _views.list_alerts(conn, since, limit)
 
-    def prune(self, now: datetime, retention: timedelta) -> int:
-        """Turn items fetched before now - retention into tombstones; returns how many."""
+    def prune(
+        self, now: datetime, retention: timedelta, *, story_window: timedelta | None = None
+    ) -> int:
+        """Turn items no fetch has listed since now - retention into tombstones (never what a
+        source's latest fetch listed); drop story keys older than `story_window` (the dedup
+        window), which only serve lookups within it. Returns how many items were pruned."""
         with self._db.write("cannot prune") as conn:
-            return _retention.prune(conn, now, retention)
+            return _retention.prune(conn, now, retention, story_window)

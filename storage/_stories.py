@@ -24,6 +24,11 @@ from ._types import StoryMatcher
 
 _NEW_STORY = stories.insert().returning(stories.c.id)
 
+# Real headlines share a blocking key with a few percent of a 72h window (thousands of stories); the
+# same story shares several keys. Comparing only the candidates that share the most keys keeps a
+# new item's cost bounded (measured: ~870 comparisons, ~89 ms per item at real density unbounded).
+MAX_CANDIDATES = 24
+
 
 @dataclass
 class StoryIndex:
@@ -89,14 +94,17 @@ class StoryIndex:
         return story_id
 
     def _by_title(self, item: Item) -> int | None:
-        tried: set[int] = set()
+        shared: dict[int, int] = {}
+        titles: dict[int, str] = {}
         for key in self.keys_of[item.key]:
             for story_id, title in self.by_key.get(key, ()):
-                if story_id in tried:
-                    continue
-                tried.add(story_id)
-                if self.matcher.same(item.title, title):
-                    return story_id
+                shared[story_id] = shared.get(story_id, 0) + 1
+                titles.setdefault(story_id, title)
+        # Most keys in common first; among equals, the oldest story (dicts keep insertion order).
+        ranked = sorted(shared, key=lambda s: -shared[s])[:MAX_CANDIDATES]
+        for story_id in ranked:
+            if self.matcher.same(item.title, titles[story_id]):
+                return story_id
         return None
 
     def _create(self, conn: Connection, item: Item) -> int:

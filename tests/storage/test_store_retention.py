@@ -219,3 +219,27 @@ def test_an_empty_first_fetch_leaves_the_first_poll_to_come(store: Store) -> Non
     ]
     # the first fetch that brings items is the source's first poll: an archive is not news
     assert poll(store, "a", archive, T0 + HOUR) == IngestResult(3, 0, 0, 0)
+
+
+def story_key_count(store: Store, db_url: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM story_keys")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_story_keys_go_once_the_dedup_window_has_passed(polled: Store, db_url: str) -> None:
+    store = polled
+    poll(store, "a", [item("a", "a1", "KN-23 strike reported near Kharkiv")], T0)
+    assert story_key_count(store, db_url) > 0
+    assert store.prune(T0 + 2 * DAY, RETENTION, story_window=WINDOW) == 0  # no item is old yet
+    assert story_key_count(store, db_url) > 0  # still inside the window
+    assert store.prune(T0 + WINDOW + DAY, RETENTION, story_window=WINDOW) == 0
+    assert story_key_count(store, db_url) == 0  # no lookup can reach them any more
+    # and a report of the same headline after the window starts a story of its own
+    late = poll(store, "b", [item("b", "b1", "KN-23 strike reported near Kharkiv")], T0 + 5 * DAY)
+    assert late.alerts == 1
