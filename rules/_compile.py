@@ -1,14 +1,14 @@
 """Compile rule trees once into what the fast matcher runs per document.
 
 - Every distinct term of every rule gets an id. Terms of one word are looked up among the field's
-  words (one set intersection); the squeezed keys (`rules.text.squeeze`) of all other terms go
-  into ONE Aho-Corasick automaton, so a field is scanned once for all terms whatever the number of
-  rules.
-- Fuzzy terms get ids and their pigeonhole pieces (`rules._fuzzy`): those of one-word terms ride in
-  the term automaton, those of longer terms go into a second one, run only when such a term needs
-  scoring.
-- Each rule becomes a tree of `rules._compiled` nodes; `any` lists of terms (and the `$lists` inside
-  them) collapse into one set of tokens.
+  words (one set intersection with the word memo); the squeezed keys (`rules.text.squeeze`) of all
+  other terms go into ONE Aho-Corasick automaton, so a field is scanned once for all terms whatever
+  the number of rules.
+- Fuzzy terms get ids; their verdicts come from the same word memo (`rules._fuzzy`). A one-word
+  fuzzy term is then exactly a token, like a term; one of several words has a token for its anchor
+  words (a need), and its windows are scored only when a rule's answer depends on it.
+- Each rule becomes a tree of `rules._compiled` nodes; `any` lists of terms and one-word fuzzy terms
+  (and the `$lists` inside them) collapse into one set of tokens.
 - Two inverted indexes map each token to the rules whose most selective and second most selective
   needs it meets (`rules._compiled`), so a document only evaluates rules that what was found in it
   could make true; rules with no known need (regex alternatives, `none`-only conditions) are
@@ -33,7 +33,7 @@ from rules._compiled import (
     OperandLeaf,
 )
 from rules._fields import FIELD_INDEX
-from rules._fuzzy import FuzzySpec, fuzzy_spec, one_word_pieces
+from rules._fuzzy import FuzzySpec, WordMemo, fuzzy_spec
 from rules._regex import UserRegex, compile_regex
 from rules._shape import near_leaves
 from rules._state import FIELD_BITS, Tables, TermEntry, fuzzy_token
@@ -65,10 +65,12 @@ class _Builder:
     fuzzy_specs: list[FuzzySpec] = field(default_factory=list)
     regex_ids: dict[str, int] = field(default_factory=dict)
     regexes: list[UserRegex] = field(default_factory=list)
-    term_fields: set[int] = field(default_factory=set)
+    scan_fields: set[int] = field(default_factory=set)
 
-    def term(self, text: str) -> int:
-        return self.term_ids.setdefault(fold(text), len(self.term_ids))
+    def term(self, text: str, fields: Fields) -> int:
+        """The field-0 token of a term."""
+        self.scan_fields.update(fields)
+        return self.term_ids.setdefault(fold(text), len(self.term_ids)) * FIELD_BITS
 
     def fuzzy(self, node: Fuzzy, fields: Fields) -> int:
         spec = fuzzy_spec(node.text, node.score)
@@ -76,9 +78,15 @@ class _Builder:
         if fid is None:
             fid = self.fuzzy_ids[spec.a, spec.score] = len(self.fuzzy_specs)
             self.fuzzy_specs.append(spec)
-        if one_word_pieces(spec):
-            self.term_fields.update(fields)  # its pieces are found by the term scan
+        self.scan_fields.update(fields)  # its verdicts come from the word scan
         return fid
+
+    def leaf_token(self, node: Term | Fuzzy, fields: Fields) -> int | None:
+        """The field-0 token of a term or a one-word fuzzy term (None for other fuzzy terms)."""
+        if isinstance(node, Term):
+            return self.term(node.text, fields)
+        fid = self.fuzzy(node, fields)
+        return fuzzy_token(fid, 0) if self.fuzzy_specs[fid].n == 1 else None
 
     def regex(self, pattern: str) -> int:
         rid = self.regex_ids.get(pattern)
@@ -87,17 +95,17 @@ class _Builder:
             self.regexes.append(compile_regex(pattern))
         return rid
 
-    def terms(self, texts: Sequence[str], fields: Fields) -> CTerms:
-        self.term_fields.update(fields)
-        ids = {self.term(t) for t in texts}
-        return CTerms(frozenset(i * FIELD_BITS + f for i in ids for f in fields))
+    def tokens(self, tokens: Sequence[int], fields: Fields) -> CTerms:
+        return CTerms(frozenset(t + f for t in tokens for f in fields))
 
     def node(self, node: Node, fields: Fields) -> CNode:
         if isinstance(node, Term):
-            return self.terms([node.text], fields)
+            return self.tokens([self.term(node.text, fields)], fields)
         if isinstance(node, Fuzzy):
             fid = self.fuzzy(node, fields)
-            return CFuzzy(fid, fields, one_word_pieces(self.fuzzy_specs[fid]))
+            if self.fuzzy_specs[fid].n == 1:
+                return self.tokens([fuzzy_token(fid, 0)], fields)
+            return CFuzzy(fid, fields, self.fuzzy_specs[fid].filtered)
         if isinstance(node, Regex):
             return CRegex(self.regex(node.pattern), fields)
         if isinstance(node, Near):
@@ -114,18 +122,20 @@ class _Builder:
         return CBool(any_, all_, none)
 
     def any(self, children: Sequence[Node], fields: Fields) -> list[CNode]:
-        texts: list[str] = []
+        tokens: list[int] = []
         others: list[CNode] = []
-        self._flatten(children, fields, texts, others)
-        return ([self.terms(texts, fields)] if texts else []) + others
+        self._flatten(children, fields, tokens, others)
+        return ([self.tokens(tokens, fields)] if tokens else []) + others
 
     def _flatten(
-        self, children: Sequence[Node], fields: Fields, texts: list[str], others: list[CNode]
+        self, children: Sequence[Node], fields: Fields, tokens: list[int], others: list[CNode]
     ) -> None:
-        """Terms of an `any` and of the plain `any` lists inside it all go into one term set."""
+        """Terms and one-word fuzzy terms of an `any`, and of the plain `any` lists inside it, all
+        go into one token set."""
         for child in children:
-            if isinstance(child, Term):
-                texts.append(child.text)
+            token = self.leaf_token(child, fields) if isinstance(child, Term | Fuzzy) else None
+            if token is not None:
+                tokens.append(token)
             elif (
                 isinstance(child, Bool)
                 and child.any is not None
@@ -133,7 +143,7 @@ class _Builder:
                 and child.none is None
                 and (child.fields is None or _field_ids(child.fields) == fields)
             ):
-                self._flatten(child.any, fields, texts, others)
+                self._flatten(child.any, fields, tokens, others)
             else:
                 others.append(self.node(child, fields))
 
@@ -150,26 +160,18 @@ class _Builder:
     ) -> OperandLeaf:
         ids = frozenset(_field_ids(allowed)) if allowed is not None else None
         where = tuple(f for f in fields if ids is None or f in ids)
+        if isinstance(leaf, Regex):
+            return OperandLeaf("regex", self.regex(leaf.pattern), ids)
         if isinstance(leaf, Term):
-            self.term_fields.update(where)
-            return OperandLeaf("term", self.term(leaf.text), ids)
-        if isinstance(leaf, Fuzzy):
-            return OperandLeaf("fuzzy", self.fuzzy(leaf, where), ids)
-        return OperandLeaf("regex", self.regex(leaf.pattern), ids)
+            return OperandLeaf("token", self.term(leaf.text, where), ids)
+        fid = self.fuzzy(leaf, where)
+        if self.fuzzy_specs[fid].n == 1:
+            return OperandLeaf("token", fuzzy_token(fid, 0), ids)
+        return OperandLeaf("fuzzy", fid, ids)
 
 
 def _field_ids(names: Sequence[FieldName]) -> Fields:
     return tuple(FIELD_INDEX[n] for n in names)
-
-
-def _automaton(entries: dict[str, list[Any]]) -> Any:
-    if not entries:
-        return None
-    automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY)
-    for key, values in entries.items():
-        automaton.add_word(key, (len(key), tuple(values)))
-    automaton.make_automaton()
-    return automaton
 
 
 def _is_one_word(folded: str) -> bool:
@@ -179,43 +181,50 @@ def _is_one_word(folded: str) -> bool:
 
 
 def _term_automaton(b: _Builder) -> Any:
-    """Keys of the terms of several words, and the pieces of one-word fuzzy terms: a one-word
-    window is one word, whose letters stand together in the squeezed text, so the term scan finds
-    those pieces too."""
-    keys: dict[str, tuple[list[TermEntry], list[int]]] = {}
+    """Keys of the terms of several words (or with other characters than word characters)."""
+    keys: dict[str, list[TermEntry]] = {}
     for folded, tid in b.term_ids.items():
-        if _is_one_word(folded):
-            continue
-        key, gaps = squeeze(folded)
-        keys.setdefault(key, ([], []))[0].append((tid * FIELD_BITS, gaps))
-    for fid, spec in enumerate(b.fuzzy_specs):
-        if one_word_pieces(spec):
-            for piece in spec.pieces:
-                keys.setdefault(piece, ([], []))[1].append(fuzzy_token(fid, 0))
+        if not _is_one_word(folded):
+            key, gaps = squeeze(folded)
+            keys.setdefault(key, []).append((tid * FIELD_BITS, gaps))
     if not keys:
         return None
     automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY)
-    for key, (entries, fuzzies) in keys.items():
-        automaton.add_word(key, (len(key), tuple(entries), tuple(sorted(set(fuzzies)))))
+    for key, entries in keys.items():
+        automaton.add_word(key, (len(key), tuple(entries)))
     automaton.make_automaton()
     return automaton
 
 
+def _key_prefixes(b: _Builder) -> frozenset[str] | None:
+    """The words that can begin a hit of the term automaton; None: any text can hold one.
+
+    A hit starts at a word start (its boundary check) and, as its key is not one word, runs past
+    that first word. What follows the word in the text is a space, allowed only where the term had
+    one (a gap), or the key's next character, then not a word character. So the first word is the
+    key up to a gap or to its first non-word character: a field with none of these words holds no
+    hit and is not scanned."""
+    prefixes: set[str] = set()
+    for folded in b.term_ids:
+        if _is_one_word(folded):
+            continue
+        key, gaps = squeeze(folded)
+        stop = next((i for i, c in enumerate(key) if not (c.isalnum() or c == "_")), len(key))
+        if stop == 0:
+            return None
+        prefixes.update(key[:i] for i in (*gaps, stop) if 0 < i <= stop)
+    return frozenset(prefixes)
+
+
 def _tables(b: _Builder) -> Tables:
-    words = {f: tid * FIELD_BITS for f, tid in b.term_ids.items() if _is_one_word(f)}
-    pieces: dict[str, list[int]] = {}
-    for fid, spec in enumerate(b.fuzzy_specs):
-        if not one_word_pieces(spec):
-            for piece in spec.pieces:
-                if fid not in pieces.setdefault(piece, []):
-                    pieces[piece].append(fid)
+    words = {f: (tid * FIELD_BITS,) for f, tid in b.term_ids.items() if _is_one_word(f)}
+    fuzzy = [(spec, fuzzy_token(fid, 0)) for fid, spec in enumerate(b.fuzzy_specs)]
     return Tables(
         terms=_term_automaton(b),
-        words=words,
-        word_keys=frozenset(words),
-        term_fields=tuple(sorted(b.term_fields)),
+        term_prefixes=_key_prefixes(b),
+        memo=WordMemo(words, fuzzy),
+        scan_fields=tuple(sorted(b.scan_fields)),
         fuzzy_specs=tuple(b.fuzzy_specs),
-        pieces=_automaton(pieces),
         regexes=tuple(b.regexes),
     )
 

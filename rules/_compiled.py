@@ -2,12 +2,14 @@
 
 Each node answers two questions about a document: `held` (as cheaply as possible: children are
 ordered by `cost` and evaluation stops as soon as the answer is known) and `spans` (asked only of
-nodes that hold, so the expensive leaves run in full only for rules that match).
+nodes that hold, so the expensive leaves run in full only for rules that match). Spans are
+collected as places, `(field, start, end)` tuples, and made `Span`s once per matching rule.
 
 `needs` lists sets of term tokens that must ALL be met (each by at least one token found in the
 document) for the node to be able to hold; an empty list says nothing is known (a regex, a fuzzy
-term, a `none`-only node). The matcher evaluates a rule only when its two most selective needs are
-met, which two set operations per document decide for every rule at once.
+term of several words without an anchor filter, a `none`-only node). The matcher evaluates a rule
+only when its two most selective needs are met, which two set operations per document decide for
+every rule at once.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from monitor.model import Span
 from rules._near import taking_part
-from rules._state import FIELD_BITS, DocState, fuzzy_token
+from rules._state import FIELD_BITS, DocState, Place, fuzzy_token
 
 TERM_COST, FUZZY_COST, NEAR_COST, REGEX_COST = 1, 20, 30, 100
 
@@ -30,7 +31,7 @@ class CNode:
     def held(self, st: DocState) -> bool:
         raise NotImplementedError
 
-    def spans(self, st: DocState, out: list[Span]) -> None:
+    def spans(self, st: DocState, out: list[Place]) -> None:
         raise NotImplementedError
 
     def needs(self) -> Needs:
@@ -47,37 +48,42 @@ class CTerms(CNode):
     def held(self, st: DocState) -> bool:
         return not self.tokens.isdisjoint(st.hitset)
 
-    def spans(self, st: DocState, out: list[Span]) -> None:
+    def spans(self, st: DocState, out: list[Place]) -> None:
         for token in self.tokens.intersection(st.hitset):
             f = token % FIELD_BITS
-            out.extend(st.folded_span(f, s, e) for s, e in st.term_spans(token))
+            nt = st.norm(f)
+            if nt.starts is None:  # folding kept every offset
+                out.extend((f, s, e) for s, e in st.term_spans(token))
+            else:
+                out.extend((f, *nt.to_original(s, e)) for s, e in st.term_spans(token))
 
     def needs(self) -> Needs:
         return [self.tokens]
 
 
 class CFuzzy(CNode):
-    def __init__(self, fid: int, fields: tuple[int, ...], scanned: bool = False) -> None:
+    """A fuzzy term of several words (one-word terms are tokens, see `rules._compile`)."""
+
+    def __init__(self, fid: int, fields: tuple[int, ...], anchored: bool) -> None:
         self.fid, self.fields = fid, fields
         self.cost = FUZZY_COST
-        # When the term scan finds the term's pieces, a piece found is a need.
-        self.tokens = frozenset(fuzzy_token(fid, f) for f in fields) if scanned else None
+        # With an anchor filter, an anchor word found is a need (`rules._fuzzy`).
+        self.tokens = frozenset(fuzzy_token(fid, f) for f in fields) if anchored else None
 
     def needs(self) -> Needs:
         return [self.tokens] if self.tokens is not None else []
 
     def held(self, st: DocState) -> bool:
         for f in self.fields:
-            # Without a piece found by the scan, the term cannot score in the field.
             if self.tokens is not None and fuzzy_token(self.fid, f) not in st.hitset:
                 continue
             if st.fuzzy_spans(self.fid, f):
                 return True
         return False
 
-    def spans(self, st: DocState, out: list[Span]) -> None:
+    def spans(self, st: DocState, out: list[Place]) -> None:
         for f in self.fields:
-            out.extend(st.span(f, s, e) for s, e in st.fuzzy_spans(self.fid, f))
+            out.extend((f, s, e) for s, e in st.fuzzy_spans(self.fid, f))
 
 
 class CRegex(CNode):
@@ -88,9 +94,9 @@ class CRegex(CNode):
     def held(self, st: DocState) -> bool:
         return any(st.regex(self.rid, f).held for f in self.fields)
 
-    def spans(self, st: DocState, out: list[Span]) -> None:
+    def spans(self, st: DocState, out: list[Place]) -> None:
         for f in self.fields:
-            out.extend(st.span(f, s, e) for s, e in st.regex(self.rid, f).spans)
+            out.extend((f, s, e) for s, e in st.regex(self.rid, f).spans)
 
 
 def _either(options: Sequence[Needs]) -> Needs:
@@ -143,7 +149,7 @@ class CBool(CNode):
                 return True
         return False
 
-    def spans(self, st: DocState, out: list[Span]) -> None:
+    def spans(self, st: DocState, out: list[Place]) -> None:
         for child in self.any:
             if child.held(st):
                 child.spans(st, out)
@@ -161,8 +167,9 @@ class CBool(CNode):
 
 @dataclass(frozen=True)
 class OperandLeaf:
-    """One leaf of a near operand: kind `term`/`fuzzy`/`regex`, its id, and the fields it may be
-    found in (None: any field of the near)."""
+    """One leaf of a near operand: kind `token` (a term or a one-word fuzzy term, by its field-0
+    token), `fuzzy` (of several words, by id) or `regex` (by id), and the fields it may be found in
+    (None: any field of the near)."""
 
     kind: str
     id: int
@@ -176,13 +183,13 @@ class NearOperand:
     def __init__(self, leaves: Sequence[OperandLeaf], fields: tuple[int, ...]) -> None:
         self.terms = {
             f: frozenset(
-                leaf.id * FIELD_BITS + f
+                leaf.id + f
                 for leaf in leaves
-                if leaf.kind == "term" and (leaf.allowed is None or f in leaf.allowed)
+                if leaf.kind == "token" and (leaf.allowed is None or f in leaf.allowed)
             )
             for f in fields
         }
-        self.others = tuple(leaf for leaf in leaves if leaf.kind != "term")
+        self.others = tuple(leaf for leaf in leaves if leaf.kind != "token")
         self.cost = sum(REGEX_COST for leaf in self.others if leaf.kind == "regex")
 
     def needs(self) -> Needs:
@@ -190,7 +197,14 @@ class NearOperand:
 
     def occurrences(self, st: DocState, f: int) -> dict[tuple[int, int], tuple[int, int]]:
         """Distinct original spans of the operand in field `f`, each with its first and last
-        word (spans are made into `Span`s only for the occurrences that take part)."""
+        word (spans are made into places only for the occurrences that take part)."""
+        key = (id(self), f)
+        found = st.occurrences.get(key)
+        if found is None:
+            found = st.occurrences[key] = self._occurrences(st, f)
+        return found
+
+    def _occurrences(self, st: DocState, f: int) -> dict[tuple[int, int], tuple[int, int]]:
         nt = st.norm(f)
         spans = [
             nt.to_original(s, e)
@@ -218,21 +232,32 @@ class CNear(CNode):
         self.gates = {
             f: tuple(op.terms[f] for op in self.operands if not op.others) for f in fields
         }
+        # The same gates over all fields at once: one set test per operand turns most documents
+        # away before any field is looked at.
+        self.anywhere = tuple(
+            frozenset().union(*op.terms.values()) for op in self.operands if not op.others
+        )
 
     def held(self, st: DocState) -> bool:
-        found = st.near.get(id(self))
+        key = id(self)
+        found = st.near_held.get(key)
         if found is not None:
-            return bool(found)
-        if any(self._field(st, f, first=True) for f in self._open_fields(st)):
-            return True
-        st.near[id(self)] = []  # no spans: the near does not hold
-        return False
+            return found
+        hitset = st.hitset
+        for tokens in self.anywhere:
+            if tokens.isdisjoint(hitset):
+                return False
+        # Remembered: a `near` in a list is asked again when the rule's spans are collected.
+        found = st.near_held[key] = any(
+            self._field(st, f, first=True) for f in self._open_fields(st)
+        )
+        return found
 
-    def spans(self, st: DocState, out: list[Span]) -> None:
+    def spans(self, st: DocState, out: list[Place]) -> None:
         found = st.near.get(id(self))
         if found is None:
             found = st.near[id(self)] = [
-                st.span(f, *span) for f in self._open_fields(st) for span in self._field(st, f)
+                (f, *span) for f in self._open_fields(st) for span in self._field(st, f)
             ]
         out.extend(found)
 

@@ -1,30 +1,38 @@
-"""Fuzzy terms in the fast matcher: a filter that finds every window that could score, then the real
-score.
+"""Fuzzy terms in the fast matcher: judged word by word, once per distinct word, then remembered.
 
-The score is `rapidfuzz.fuzz.ratio(a, b)` (see `rules.reference`): 100 * (1 - d / (len(a) + len(b)))
-with d the insert/delete distance. A window can reach score s only if len(b) <= len(a) * (200 - s) /
-s, hence only if d <= k = 2 * len(a) * (100 - s) / s. Removing the spaces of both strings never
-raises d. Split `a` without its spaces into k + 1 pieces: k insertions or deletions break at most k
-of them, so some piece occurs verbatim in the window's words written without spaces, and so in the
-field's words written without spaces. The matcher finds the pieces of every fuzzy term with one
-Aho-Corasick automaton and scores only the windows around a piece; the pigeonhole argument means no
-window that scores is ever skipped, so this filter never changes an answer. Pieces shorter than
-`MIN_PIECE` would be found almost everywhere (unless they are uncommon letter pairs): terms that
-cannot be split so (low scores, short words) skip the filter and score every window.
+The score is `rapidfuzz.fuzz.ratio(a, b)` (see `rules.reference`): 200 * LCS(a, b) / (len(a) +
+len(b)), LCS the longest common subsequence. Words repeat from item to item far more than they are
+new, so the verdicts are memoised per distinct word (`WordMemo`), and a fuzzy term becomes a token
+found at scan time like a term:
+
+- A term of one word scores exactly on the words whose own ratio passes: the verdict is the answer.
+- A window of n > 1 words `w1 ... wn` joined by spaces has LCS(a, b) <= sum LCS(a, wi) + (n - 1)
+  (a common subsequence splits into its parts inside each word and the spaces). A window shorter
+  than `shortest` cannot score, so a scoring window has sum LCS(a, wi) >= x = score * (len(a) +
+  shortest) / 200 - (n - 1), and one of its words has LCS(a, w) >= x / n: an *anchor*. Only
+  windows around an anchor are scored, so the filter never drops a window that scores. When the
+  bound says nothing (x <= 0: low scores), every window is scored.
+
+The memo is bounded (`MEMO_WORDS`): past it, a fresh one starts, which costs time, never answers.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
+from rapidfuzz.distance import LCSseq
+from rapidfuzz.process import extract
 
 from rules.text import normalize
 
-MIN_PIECE = 3
+# Distinct words remembered before the memo starts afresh: about 5 MB, a few days of news.
+MEMO_WORDS = 50_000
+# Float slack: LCS values are integers; the bound must stay a bound whatever the rounding.
+_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -32,155 +40,129 @@ class FuzzySpec:
     a: str  # the term's words joined by one space
     n: int  # how many words
     score: int
-    pieces: tuple[str, ...]  # empty: no filter, score every window
     shortest: int = 0  # a window (joined by spaces) of another length cannot score
     longest: int = 1 << 30
+    anchor: int = 0  # terms of several words: least LCS(a, word) of an anchor; 0 = no filter
 
-
-def max_distance(length: int, score: int) -> int:
-    # The 1e-9 keeps the bound a bound when the float division lands just below an integer.
-    return int(2 * length * (100 - score) / score + 1e-9)
-
-
-# Any split into k + 1 pieces keeps the guarantee, so the split avoids pieces found in most English
-# text: a term whose piece is "and" would be scored on nearly every item.
-_COMMON = frozenset(
-    {
-        "ain",
-        "all",
-        "and",
-        "ant",
-        "are",
-        "art",
-        "ate",
-        "ati",
-        "com",
-        "con",
-        "cou",
-        "cti",
-        "ear",
-        "ect",
-        "end",
-        "ent",
-        "era",
-        "ere",
-        "ers",
-        "ess",
-        "est",
-        "eve",
-        "for",
-        "hat",
-        "her",
-        "hin",
-        "his",
-        "ian",
-        "ica",
-        "ide",
-        "ill",
-        "ine",
-        "ing",
-        "int",
-        "ion",
-        "ist",
-        "ith",
-        "iti",
-        "ity",
-        "ive",
-        "man",
-        "men",
-        "mil",
-        "nce",
-        "not",
-        "one",
-        "ons",
-        "ore",
-        "ort",
-        "our",
-        "out",
-        "ove",
-        "per",
-        "pol",
-        "pro",
-        "ran",
-        "rat",
-        "rea",
-        "res",
-        "sio",
-        "sta",
-        "ste",
-        "sto",
-        "str",
-        "ted",
-        "ter",
-        "tha",
-        "the",
-        "thi",
-        "tio",
-        "tor",
-        "tra",
-        "tro",
-        "ver",
-        "was",
-        "wit",
-    }
-)
-
-
-# Two-character pieces are allowed only when rare in English news text: with a letter English
-# seldom uses or a digit, or a pair that transliterations bring ("kh", "zh"). Any other pair
-# ("mo", "ov") is found in most items and would make the filter cost more than it saves.
-_RARE_CHARS = frozenset("jqxz0123456789")
-_RARE_PAIRS = frozenset({"kh", "zh", "yy", "iy", "yi", "yk", "vk", "vs", "sv", "hk"})
-
-
-def _penalty(pieces: Sequence[str]) -> tuple[int, int, int]:
-    common = sum(p in _COMMON for p in pieces)
-    return common, sum(len(p) == 2 for p in pieces), -min(len(p) for p in pieces)
-
-
-def _acceptable(piece: str) -> bool:
-    if len(piece) != 2:
-        return len(piece) >= MIN_PIECE
-    return piece in _RARE_PAIRS or not _RARE_CHARS.isdisjoint(piece)
-
-
-def _pieces(a: str, score: int) -> tuple[str, ...]:
-    if score <= 0:
-        return ()
-    squeezed = a.replace(" ", "")
-    count = max_distance(len(a), score) + 1
-    size = len(squeezed)
-    if size < 2 * count:
-        return ()
-    best: tuple[str, ...] = ()
-    for cuts in itertools.islice(itertools.combinations(range(2, size - 1), count - 1), 20000):
-        bounds = (0, *cuts, size)
-        pieces = tuple(squeezed[x:y] for x, y in itertools.pairwise(bounds))
-        if all(map(_acceptable, pieces)) and (not best or _penalty(pieces) < _penalty(best)):
-            best = pieces
-    return best
-
-
-def one_word_pieces(spec: FuzzySpec) -> bool:
-    """Whether the term scan finds this term's pieces (see `rules._compile`)."""
-    return spec.n == 1 and bool(spec.pieces)
+    @property
+    def filtered(self) -> bool:
+        """Whether only the windows around an anchor word can score (several words only)."""
+        return self.n > 1 and self.anchor > 0
 
 
 def fuzzy_spec(text: str, score: int) -> FuzzySpec:
     words = normalize(text).word_texts
     a = " ".join(words)
+    n = len(words)
     if not 0 < score <= 100:
-        return FuzzySpec(a, len(words), score, ())
+        return FuzzySpec(a, n, score)
     # d >= |len(a) - len(b)|, so a window longer than len(a) * (200 - s) / s, or shorter than
     # len(a) * s / (200 - s), scores below s (by a margin far above float rounding).
     shortest = math.ceil(len(a) * score / (200 - score) - 1e-9)
     longest = math.floor(len(a) * (200 - score) / score + 1e-9)
-    return FuzzySpec(a, len(words), score, _pieces(a, score), shortest, longest)
+    x = score * (len(a) + shortest) / 200 - (n - 1)
+    anchor = max(0, math.ceil(x / n - _EPS)) if n > 1 else 0
+    return FuzzySpec(a, n, score, shortest, longest, anchor)
 
 
 def word_scores(spec: FuzzySpec, b: str) -> bool:
     """The definition: `fuzz.ratio(a, b) >= score` (the length test only saves time)."""
     return spec.shortest <= len(b) <= spec.longest and fuzz.ratio(spec.a, b) >= spec.score
+
+
+_Bucket = tuple[list[str], list[tuple[int, int]], int]  # terms, (score, token) each, least score
+
+
+class _Judge:
+    """The tokens (field-0 tokens, see `rules._state`) a word earns from the fuzzy terms: one-word
+    terms it scores for, terms of several words it is an anchor of. One rapidfuzz call per kind
+    compares the word with every term (the C loop is what makes new words cheap); the one-word
+    candidates it returns are scored again with `fuzz.ratio` itself, so its cut-off, lowered by a
+    point for float safety, never decides an answer."""
+
+    def __init__(self, specs: Sequence[tuple[FuzzySpec, int]]) -> None:
+        self.single = tuple((s, t) for s, t in specs if s.n == 1)
+        anchored = [(s.a.replace(" ", ""), s.anchor, t) for s, t in specs if s.filtered]
+        self.anchored = tuple(anchored)
+        self._anchor_terms = [a for a, _, _ in anchored]
+        self._least_anchor = min((least for _, least, _ in anchored), default=0)
+        self._by_length: dict[int, _Bucket] = {}
+
+    def _bucket(self, length: int) -> _Bucket:
+        found = self._by_length.get(length)
+        if found is None:
+            fits = [(s, t) for s, t in self.single if s.shortest <= length <= s.longest]
+            least = min((s.score for s, _ in fits), default=0)
+            found = self._by_length[length] = (
+                [s.a for s, _ in fits],
+                [(s.score, t) for s, t in fits],
+                least,
+            )
+        return found
+
+    def tokens(self, word: str) -> tuple[int, ...]:
+        out: list[int] = []
+        terms, scores, least = self._bucket(len(word))
+        if terms:
+            for a, _, k in extract(
+                word, terms, scorer=fuzz.ratio, score_cutoff=max(0, least - 1), limit=None
+            ):
+                score, token = scores[k]
+                if fuzz.ratio(a, word) >= score:
+                    out.append(token)
+        if self.anchored and len(word) >= self._least_anchor:
+            for _, lcs, k in extract(
+                word,
+                self._anchor_terms,
+                scorer=LCSseq.similarity,
+                score_cutoff=self._least_anchor,
+                limit=None,
+            ):
+                if lcs >= self.anchored[k][1]:
+                    out.append(self.anchored[k][2])
+        return tuple(out)
+
+
+class WordMemo:
+    """Folded word -> its tokens: the one-word terms (fixed) and the fuzzy verdicts (learnt on
+    first sight). Safe to share between threads: a word is entered in the table before it is
+    marked seen, and a full memo is replaced, never cleared in place."""
+
+    __slots__ = ("_fixed", "_judge", "_limit", "_state")
+
+    def __init__(
+        self,
+        fixed: Mapping[str, tuple[int, ...]],
+        fuzzy: Sequence[tuple[FuzzySpec, int]],
+        limit: int = MEMO_WORDS,
+    ) -> None:
+        self._fixed = dict(fixed)
+        self._limit = limit
+        judge = _Judge(fuzzy)
+        self._judge = judge if judge.single or judge.anchored else None
+        self._state: tuple[set[str], dict[str, tuple[int, ...]]] = (set(), dict(fixed))
+
+    def __len__(self) -> int:
+        """How many words it remembers."""
+        return len(self._state[0])
+
+    def table(self, words: set[str]) -> dict[str, tuple[int, ...]]:
+        """The table, knowing every word of `words`; look words up with `table.keys() & words`."""
+        seen, table = self._state
+        if self._judge is None:
+            return table
+        new = words - seen
+        if new:
+            if len(seen) > self._limit:
+                seen, table = self._state = (set(), dict(self._fixed))
+                new = words
+            judge, fixed = self._judge.tokens, self._fixed
+            for word in new:
+                tokens = judge(word)
+                if tokens:
+                    table[word] = fixed.get(word, ()) + tokens
+                seen.add(word)
+        return table
 
 
 def scoring_windows(spec: FuzzySpec, words: tuple[str, ...], starts: Iterable[int]) -> list[int]:
@@ -190,11 +172,9 @@ def scoring_windows(spec: FuzzySpec, words: tuple[str, ...], starts: Iterable[in
 
 
 def all_scoring_windows(spec: FuzzySpec, words: tuple[str, ...]) -> list[int]:
-    """Every window start whose window scores. The length test first: most words of a text are
-    too short or too long to score against a name, and it is far cheaper than a score."""
+    """Every window start whose window scores. The length test first: most windows are too short or
+    too long to score against a name, and it is far cheaper than a score."""
     a, n, score, lo, hi = spec.a, spec.n, spec.score, spec.shortest, spec.longest
-    if n == 1:
-        return [i for i, w in enumerate(words) if lo <= len(w) <= hi and fuzz.ratio(a, w) >= score]
     ends = [0, *itertools.accumulate(map(len, words))]
     return [
         i

@@ -1,31 +1,30 @@
 """The fast matcher: compile rules once, then match each document with one scan per field.
 
-Per document: each field searched by some term is folded once and scanned once by the automaton of
-every term of every rule (and once more by the automaton of fuzzy pieces, if any rule has a fuzzy
-term); the rules that what was found could make true are then evaluated in order, cheap conditions
-first; fuzzy terms are scored, regexes run and `near` computed only when the rule's answer depends
-on them, and spans are collected only for rules that hold. Answers and spans are exactly those of
-`rules.reference`, whose docstring states the semantics; `tests/rules/test_equivalence.py` checks it
-on generated rules and texts.
+Per document: each field searched by some term is folded once; its distinct words are looked up
+in the word memo (one-word terms, and the fuzzy verdicts remembered per distinct word, see
+`rules._fuzzy`) by one set intersection, and its text is scanned once by the automaton of every
+term of several words; the rules that what was found could make true are then evaluated in order,
+cheap conditions first; fuzzy windows are scored, regexes run and `near` computed only when the
+rule's answer depends on them, and spans are made only for rules that hold. Answers and spans are
+exactly those of `rules.reference`, whose docstring states the semantics;
+`tests/rules/test_equivalence.py` checks it on generated rules and texts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 
 from monitor.errors import RuleError
-from monitor.model import Span
 from rules._compile import Program, compile_program
-from rules._fields import applies, span_order
+from rules._fields import applies
 from rules._shape import check_rules
-from rules._state import DocState
+from rules._state import DocState, Place
 from rules.ast import Document, Rule, RuleMatch
 from rules.explain import Explanation
 from rules.reference import explain_rule
 
-
-def _sorted(spans: list[Span]) -> tuple[Span, ...]:
-    return tuple(sorted(set(spans), key=lambda s: span_order(s.field, s.start, s.end)))
+_NOTHING: frozenset[int] = frozenset()
 
 
 class Matcher:
@@ -40,17 +39,12 @@ class Matcher:
         """The rules that match `doc`, in the order they were given, with their spans."""
         program = self._program
         state = DocState(program.tables, doc)
-        first: set[int] = set()
-        second: set[int] = set()
-        for token in state.scan():
-            rules = program.first.get(token)
-            if rules is not None:
-                first |= rules
-            rules = program.second.get(token)
-            if rules is not None:
-                second |= rules
-        candidates = first & second
-        candidates |= first & program.single
+        hitset = state.scan()
+        # The unions run in C (`map` over the tokens found): this is per item, for every item.
+        first = _NOTHING.union(*map(program.first.get, hitset, repeat(_NOTHING)))
+        candidates = first & program.single
+        if len(first) > len(candidates):  # rules that need a second token found too
+            candidates |= first & _NOTHING.union(*map(program.second.get, hitset, repeat(_NOTHING)))
         if program.always:
             candidates |= program.always
         out: list[RuleMatch] = []
@@ -60,9 +54,9 @@ class Matcher:
                 continue
             node = program.nodes[i]
             if node.held(state):
-                spans: list[Span] = []
-                node.spans(state, spans)
-                out.append(RuleMatch(rule.id, rule.level, _sorted(spans)))
+                places: list[Place] = []
+                node.spans(state, places)
+                out.append(RuleMatch(rule.id, rule.level, state.spans(places)))
         return out
 
     def explain(self, doc: Document, rule_id: str) -> Explanation:

@@ -29,6 +29,9 @@ import unicodedata
 from bisect import bisect_left, bisect_right
 
 _WORD_RE = re.compile(r"\w+")
+# The same words in an ASCII text (most folded texts: curly quotes and dashes fold to ASCII),
+# found without a Unicode category lookup per character.
+_ASCII_WORD_RE = re.compile(r"\w+", re.ASCII)
 _APOSTROPHES = frozenset("'’‘ʼ´′`")
 _EXTRA_LATIN = {"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "ŀ": "l"}
 _CYRILLIC_YO = frozenset("ёЁ")
@@ -54,7 +57,9 @@ def _fold_cluster(cluster: str) -> str:
     if head in _CYRILLIC_YO:
         return "е"
     if head.isspace() or unicodedata.category(head) == "Pd":
-        return " "
+        # Marks after a separator are kept (each folded alone): an expansion can leave a mark
+        # after a space (Thai "ำ" -> "ํา"), and folding the folded text must change nothing.
+        return " " + "".join(_fold_cluster(mark) for mark in cluster[1:])
     if unicodedata.category(head) == "Cf":
         return ""
     text = unicodedata.normalize("NFKC", cluster)
@@ -127,19 +132,23 @@ class NormalizedText:
     def words(self) -> tuple[tuple[int, int], ...]:
         """Folded-text spans of the words."""
         if self._words is None:
-            self._words = tuple(m.span() for m in _WORD_RE.finditer(self.text))
+            pattern = _ASCII_WORD_RE if self.text.isascii() else _WORD_RE
+            self._words = tuple(m.span() for m in pattern.finditer(self.text))
         return self._words
 
     @property
     def word_texts(self) -> tuple[str, ...]:
         """The words, folded."""
         if self._word_texts is None:
-            self._word_texts = tuple(_WORD_RE.findall(self.text))
+            pattern = _ASCII_WORD_RE if self.text.isascii() else _WORD_RE
+            self._word_texts = tuple(pattern.findall(self.text))
         return self._word_texts
 
     def _original_word_bounds(self) -> tuple[list[int], list[int]]:
         if self._bounds is None:
-            spans = [self.to_original(s, e) for s, e in self.words]
+            spans = self.words
+            if self.starts is not None:
+                spans = tuple(self.to_original(s, e) for s, e in spans)
             self._bounds = [s for s, _ in spans], [e for _, e in spans]
         return self._bounds
 

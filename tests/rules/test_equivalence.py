@@ -10,8 +10,12 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rapidfuzz import fuzz
+from rapidfuzz.distance import LCSseq
 
+from rules._fuzzy import WordMemo, fuzzy_spec
 from rules._near import taking_part
+from rules._state import fuzzy_token
 from rules.ast import (
     FIELD_NAMES,
     Bool,
@@ -254,3 +258,52 @@ def test_near_sweep_finds_exactly_the_occurrences_of_some_close_choice(
             expected.update((i, j) for i, (j, _) in enumerate(choice))
     assert taking_part(operands, within) == expected
     assert bool(taking_part(operands, within, first=True)) == bool(expected)
+
+
+# The fuzzy short cuts of `rules._fuzzy`, checked against their definitions on their own: letters
+# from a small alphabet, so that near misses and hits are common.
+fuzzy_words = st.text(alphabet="abcdeko1", min_size=1, max_size=7)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    term=st.lists(fuzzy_words, min_size=2, max_size=3),
+    window=st.lists(fuzzy_words, min_size=3, max_size=3),
+    score=st.integers(1, 100),
+)
+def test_a_window_that_scores_always_holds_an_anchor(
+    term: list[str], window: list[str], score: int
+) -> None:
+    spec = fuzzy_spec(" ".join(term), score)
+    b = " ".join(window[: spec.n])
+    if spec.filtered and fuzz.ratio(spec.a, b) >= score:
+        squeezed = spec.a.replace(" ", "")
+        assert any(LCSseq.similarity(squeezed, w) >= spec.anchor for w in window[: spec.n])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    terms=st.lists(st.tuples(fuzzy_words, st.integers(0, 100)), min_size=1, max_size=4),
+    word=fuzzy_words,
+)
+def test_the_word_memo_gives_the_definition(terms: list[tuple[str, int]], word: str) -> None:
+    specs = [(fuzzy_spec(t, s), fuzzy_token(i, 0)) for i, (t, s) in enumerate(terms)]
+    memo = WordMemo({}, specs)
+    expected = {token for spec, token in specs if fuzz.ratio(spec.a, word) >= spec.score}
+    assert set(memo.table({word}).get(word, ())) == expected
+
+
+def test_a_full_word_memo_starts_afresh_with_the_same_verdicts() -> None:
+    specs = [(fuzzy_spec("tikhoretsk", 85), fuzzy_token(0, 0))]
+    fixed = {"depot": (8,)}
+    memo = WordMemo(fixed, specs, limit=3)
+    texts = [{"tihoretsk", "depot", "the"}, {"of", "in", "a", "x"}, {"tikhoretsk", "depot"}] * 3
+    for words in texts:
+        table = memo.table(words)
+        assert {w: table[w] for w in table.keys() & words} == {
+            w: fixed.get(w, ()) + ((fuzzy_token(0, 0),) if w.endswith("retsk") else ())
+            for w in words
+            if w == "depot" or w.endswith("retsk")
+        }
+        assert len(memo) <= 3 + 4  # it started afresh instead of growing past its limit
+    assert len(WordMemo(fixed, specs).table(set().union(*texts))) == 3

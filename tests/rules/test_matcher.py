@@ -247,3 +247,34 @@ def test_real_news_gets_the_reference_answers() -> None:
     matcher = compile_rules(rules)
     for doc in docs:
         assert matcher.match(doc) == reference_match(rules, doc)
+
+
+def test_fuzzy_terms_of_several_words_score_only_near_an_anchor_but_miss_nothing() -> None:
+    # 85 is low enough that "Iskander M" has no verbatim piece to look for: the anchor filter
+    # (a word sharing 4 letters in order with "iskanderm") is what narrows it.
+    assert spans(Fuzzy("Iskander-M", 85), "an Iskandr M strike") == ["Iskandr M"]
+    assert spans(Fuzzy("Iskander-M", 85), "Iskander, M") == ["Iskander, M"]
+    assert spans(Fuzzy("Iskander-M", 85), "under the leader's sander") is None
+    assert spans(Fuzzy("Shahed-136", 90), "Shahed 136s and a Shahed-136") == [
+        "Shahed 136s",
+        "Shahed-136",
+    ]
+
+
+def test_a_term_and_a_fuzzy_term_in_one_list_give_each_span_once() -> None:
+    listed = Bool(any=(Term("Tikhoretsk"), Fuzzy("Tikhoretsk", 85), Term("depot")))
+    assert spans(listed, "Tikhoretsk depot, Tihoretsk") == ["Tikhoretsk", "depot", "Tihoretsk"]
+
+
+def test_one_matcher_serves_several_threads_with_the_same_answers() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from benchmarks.match_bench import generated_rules, synthetic_items
+
+    rules = generated_rules(100)
+    docs = synthetic_items()[:400]
+    expected = [compile_rules(rules).match(d) for d in docs]
+    matcher = compile_rules(rules)  # its word memo starts empty and is filled by 4 threads at once
+    with ThreadPoolExecutor(4) as pool:
+        runs = [pool.submit(lambda: [matcher.match(d) for d in docs]) for _ in range(4)]
+        assert all(run.result() == expected for run in runs)
