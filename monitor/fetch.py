@@ -320,6 +320,9 @@ class Fetcher:
                 raise FetchError(f"http_{code}", f"HTTP {code} without Location from {where}")
             return _Redirect(code, location)
         if code == 304:
+            # Read the (empty) body: httpx closes a connection whose response was left unread, so
+            # without this every 304 costs a new connection (fetch_bench: 2,001 for 2,000 304s).
+            await response.aread()
             return self._result("not_modified", response, headers, req, body_hash=req.body_hash)
         if code >= 300 or code < 200:
             error = status_error(code, headers, where)

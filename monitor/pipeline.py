@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from monitor.config import Config
-from monitor.errors import FetchError
+from monitor.errors import FetchError, StorageError
 from monitor.fetch import Fetcher, FetchRequest, FetchResult, RateLimited, host_key, safe_url
 from monitor.metrics import Metrics
 from monitor.model import Item
@@ -173,7 +173,12 @@ class Poller:
         started = time.monotonic()
         tick = self._ticks.pop(state.id, None)
         try:
-            outcome = await self._poll(state, tick)
+            outcome: IngestResult | FetchError | None = await self._poll(state, tick)
+        except StorageError as e:
+            # The database refused the write (locked, unreachable): nothing of this poll was
+            # stored, so it is polled again when its lease ends; the daemon carries on.
+            log.error("source %s: could not store this poll: %s", state.id, e)
+            outcome = FetchError("storage", str(e)[:300])
         finally:
             if tick is not None:  # whatever happened, the others of the tick must not wait for it
                 tick.settle(state.id, network=False)

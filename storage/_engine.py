@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -68,6 +69,13 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.url = engine.url
+        # SQLite admits one writer at a time. This process's writers (the daemon's worker threads)
+        # take turns here, first come first served, instead of polling the file lock under
+        # busy_timeout, which lets a long ingest starve the others past the timeout ("database is
+        # locked", measured by benchmarks/soak.py). busy_timeout still covers other processes.
+        self._writer: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
         self._statements: dict[str, Any] = {}
 
     @classmethod
@@ -118,7 +126,7 @@ class Database:
     @contextlib.contextmanager
     def write(self, action: str) -> Iterator[Connection]:
         """One read-write transaction; committed when the block ends without an exception."""
-        with translated(action), self.engine.connect() as conn, conn.begin():
+        with self._writer, translated(action), self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextlib.contextmanager
