@@ -20,7 +20,6 @@ import itertools
 import json
 import os
 import random
-import secrets
 import signal
 import string
 import subprocess
@@ -41,8 +40,8 @@ from tests.e2e.conftest import monitor_env
 from tests.e2e.feeds import Entry, ago, rss
 from tests.monitor.feedserver import FeedServer, _Handler
 from tests.notifiers.receivers import SlackStandIn, SmtpServer
+from tests.pg import PG_ENV, private_database
 
-PG_ENV = "MONITOR_TEST_DATABASE_URL"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"{PG_ENV} is not set"),
@@ -249,17 +248,8 @@ def title_of(entry: Entry) -> str:
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     """A database of our own for this module, dropped at the end."""
-    base = sa.make_url(os.environ[PG_ENV])
-    name = f"monitor_scale_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with private_database("monitor_scale") as url:
+        yield url
 
 
 @pytest.fixture

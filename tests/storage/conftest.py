@@ -4,7 +4,6 @@ MONITOR_TEST_DATABASE_URL names one (a private database per test run, a clean sc
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,25 +11,16 @@ import pytest
 import sqlalchemy as sa
 
 from storage import Store
+from tests.pg import PG_ENV, private_database
 
-PG_ENV = "MONITOR_TEST_DATABASE_URL"
 BACKENDS = ["sqlite", *(["postgresql"] if os.environ.get(PG_ENV) else [])]
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A database of our own, so runs never see each other's tables; dropped at the end."""
-    base = sa.make_url(os.environ[PG_ENV])
-    name = f"monitor_test_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with private_database("monitor_test") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
