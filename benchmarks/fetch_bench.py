@@ -168,10 +168,14 @@ def default_spacing() -> float:
 def make_transport(name: str, concurrency: int) -> httpx.AsyncBaseTransport | None:
     if name == "httpx":
         return None  # the Fetcher's own AsyncHTTPTransport
+    # Optional, for comparison only (`pip install httpx-aiohttp`): not a dependency of the project.
     from httpx_aiohttp import AiohttpTransport
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return AiohttpTransport(limits=limits, retries=0, trust_env=False)
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(
+        limits=limits, retries=0, trust_env=False
+    )
+    return transport
 
 
 @dataclass(frozen=True)
