@@ -227,6 +227,7 @@ class Deliverer:
             next_attempt_at=now + wait,
             error=f"not attempted: {cause}",
             attempted=False,
+            instance_id=self._instance,
         )
 
     def _count(self, name: str, result: str, started: float) -> None:
@@ -275,7 +276,13 @@ class Deliverer:
             self._paused_until[job.notifier] = max(
                 self._paused_until.get(job.notifier, until), until
             )
-        self._store.mark_retry(job.delivery_id, now, next_attempt_at=now + wait, error=str(err))
+        self._store.mark_retry(
+            job.delivery_id,
+            now,
+            next_attempt_at=now + wait,
+            error=str(err),
+            instance_id=self._instance,
+        )
         stats.retried += 1
         log.warning(
             "alert %d via %s failed (%s); retry in %ds",

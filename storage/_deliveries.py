@@ -93,14 +93,26 @@ def pending(alert_id: int, notifier: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def mark(conn: Connection, delivery_id: int, values: dict[str, Any], *, attempted: bool) -> None:
+def mark(
+    conn: Connection,
+    delivery_id: int,
+    values: dict[str, Any],
+    *,
+    attempted: bool,
+    owner: str | None = None,
+) -> None:
     """Record an outcome and release the lease. Only a pending delivery changes: a late report
-    from a sender whose lease expired never overwrites a final state."""
+    from a sender whose lease expired never overwrites a final state. With `owner`, only while
+    that sender still holds the lease (or nobody does): a late "retry later" must not release a
+    lease another instance took over and is sending under."""
     if attempted:
         values["attempts"] = deliveries.c.attempts + 1
+    where = [deliveries.c.id == delivery_id, deliveries.c.status == "pending"]
+    if owner is not None:
+        where.append(sa.or_(deliveries.c.lease_owner == owner, deliveries.c.lease_owner.is_(None)))
     conn.execute(
         deliveries.update()
-        .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
+        .where(*where)
         .values({**values, "lease_owner": None, "lease_until": None})
     )
 

@@ -346,11 +346,13 @@ class Store:
         next_attempt_at: datetime,
         error: str,
         attempted: bool = True,
+        instance_id: str | None = None,
     ) -> None:
         """Try again at `next_attempt_at`; attempted=False hands back a delivery that was claimed
-        but not tried (its batch stopped at an outage), without counting an attempt."""
+        but not tried (its batch stopped at an outage), without counting an attempt. With
+        `instance_id`, nothing changes once another instance holds the lease."""
         values = {"next_attempt_at": next_attempt_at, "last_error": error}
-        self._mark(delivery_id, values, attempted=attempted)
+        self._mark(delivery_id, values, attempted=attempted, owner=instance_id)
 
     def mark_failed(
         self, delivery_id: int, now: datetime, *, error: str, attempted: bool = True
@@ -366,9 +368,16 @@ class Store:
         values = {"status": "dead", "last_error": error, "next_attempt_at": None}
         self._mark(delivery_id, values, attempted=attempted)
 
-    def _mark(self, delivery_id: int, values: Mapping[str, object], *, attempted: bool) -> None:
+    def _mark(
+        self,
+        delivery_id: int,
+        values: Mapping[str, object],
+        *,
+        attempted: bool,
+        owner: str | None = None,
+    ) -> None:
         with self._db.write("cannot record the delivery") as conn:
-            _deliveries.mark(conn, delivery_id, dict(values), attempted=attempted)
+            _deliveries.mark(conn, delivery_id, dict(values), attempted=attempted, owner=owner)
 
     def next_delivery_at(self) -> datetime | None:
         """When the earliest pending delivery can next be claimed; None when none is pending."""

@@ -137,3 +137,17 @@ def test_list_alerts_newest_first_since(alerted: Store) -> None:
     depot = store.list_alerts(T0)[0]
     assert (depot.source, depot.source_name, depot.also) == ("b", "b", ())
     assert depot.spans == (Span("title", 11, 16, "depot"),)
+
+
+def test_a_late_retry_never_releases_a_lease_taken_over(alerted: Store) -> None:
+    store = alerted
+    [job, _] = claim(store, T0, instance="i1")
+    taken = claim(store, T0 + LEASE, instance="i2")  # i1 stalled past its lease; i2 took over
+    assert job.delivery_id in {j.delivery_id for j in taken}
+    # i1 wakes up and reports "retry later": i2 is still sending, so nothing changes
+    later = T0 + LEASE + MIN
+    store.mark_retry(job.delivery_id, later, next_attempt_at=later, error="late", instance_id="i1")
+    assert claim(store, later, instance="i3") == []  # i2's lease still holds
+    store.mark_sent(job.delivery_id, later)
+    [view] = [d for a in store.list_alerts(T0 - MIN) for d in a.deliveries if d.status == "sent"]
+    assert view.last_error is None  # the stale report left no trace
