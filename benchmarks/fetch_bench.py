@@ -166,16 +166,12 @@ def default_spacing() -> float:
 
 
 def make_transport(name: str, concurrency: int) -> httpx.AsyncBaseTransport | None:
-    if name == "httpx":
-        return None  # the Fetcher's own AsyncHTTPTransport
-    # Optional, for comparison only (`pip install httpx-aiohttp`): not a dependency of the project.
-    from httpx_aiohttp import AiohttpTransport
-
+    """The pool under the Fetcher: aiohttp's (`polling.http_client: aiohttp`, the Fetcher's own
+    default, so None) or httpx's, as `polling.http_client: httpx` builds it."""
+    if name == "aiohttp":
+        return None
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(
-        limits=limits, retries=0, trust_env=False
-    )
-    return transport
+    return httpx.AsyncHTTPTransport(limits=limits)
 
 
 @dataclass(frozen=True)

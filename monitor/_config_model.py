@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,6 +21,7 @@ from monitor import USER_AGENT
 from monitor.units import Duration, Size, format_duration
 from notifiers.settings import NotifierSettings
 
+HttpClient = Literal["aiohttp", "httpx"]
 SOURCE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]*\Z")
 
 
@@ -73,6 +74,7 @@ class Polling(_Section):
     per_host: Annotated[int, Field(ge=1)] = 2  # fetches in flight per host
     host_spacing: Duration = timedelta(seconds=1)  # least time between two requests to one host
     user_agent: str = USER_AGENT
+    http_client: HttpClient = "aiohttp"  # whose connection pool fetches use (monitor._transport)
 
     @field_validator("user_agent")
     @classmethod
@@ -179,6 +181,7 @@ __all__ = [
     "FeedUrl",
     "FirstPoll",
     "Health",
+    "HttpClient",
     "Polling",
     "PositiveDuration",
     "SourceConfig",

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+import aiohttp
 import httpx
 
 from monitor.errors import FetchError
@@ -38,17 +39,57 @@ def safe_url(url: str | httpx.URL) -> str:
         return "<invalid URL>"
 
 
-def _caused_by(
+def _below(
     exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]
-) -> bool:
+) -> BaseException | None:
+    """The first exception of `kind` in the chain of causes and contexts from `exc` down."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, kind):
-            return True
+            return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return False
+    return None
+
+
+def _caused_by(
+    exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]
+) -> bool:
+    return _below(exc, kind) is not None
+
+
+# Kinds told by the exception's own type, first match wins; when aiohttp raised, its exception
+# decides, since `httpx_aiohttp` maps aiohttp's onto httpx's crudely (every connection error, a
+# server closing mid-body included, becomes `httpx.ConnectTimeout`). The rest are told by the
+# standard library's exceptions below them, alike for both.
+_AIOHTTP_KINDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (aiohttp.ClientConnectorDNSError, "dns"),
+    ((aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch), "tls"),
+    (aiohttp.ServerTimeoutError, "timeout"),
+    ((aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError), "invalid_url"),
+)
+_HTTPX_KINDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (httpx.TimeoutException, "timeout"),
+    ((httpx.UnsupportedProtocol, httpx.InvalidURL), "invalid_url"),
+)
+
+
+def _kind(exc: BaseException, aio: BaseException | None) -> str:
+    """The kind of a transport exception; `aio`: the aiohttp exception below it, if any."""
+    if isinstance(exc, TimeoutError):  # the fetch's deadline
+        return "timeout"
+    for types, kind in _AIOHTTP_KINDS if aio is not None else _HTTPX_KINDS:
+        if isinstance(aio or exc, types):
+            return kind
+    if _caused_by(exc, socket.gaierror):
+        return "dns"
+    if _caused_by(exc, (ssl.SSLError, ssl.CertificateError)):
+        return "tls"
+    connect_error = (aiohttp.ClientConnectorError, httpx.ConnectError)
+    if isinstance(aio or exc, connect_error) or _caused_by(exc, ConnectionRefusedError):
+        return "connect"
+    return "network"
 
 
 def classify(exc: BaseException, url: str | httpx.URL) -> FetchError:
@@ -56,17 +97,19 @@ def classify(exc: BaseException, url: str | httpx.URL) -> FetchError:
     where = safe_url(url)
     if isinstance(exc, FetchError):
         return exc
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return FetchError("timeout", f"no complete answer in time from {where}")
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return FetchError("invalid_url", f"cannot fetch {where}: {exc}")
-    if _caused_by(exc, socket.gaierror):
-        return FetchError("dns", f"cannot resolve the host of {where}")
-    if _caused_by(exc, (ssl.SSLError, ssl.CertificateError)):
-        return FetchError("tls", f"TLS handshake with {where} failed")
-    if isinstance(exc, httpx.ConnectError) or _caused_by(exc, ConnectionRefusedError):
-        return FetchError("connect", f"cannot connect to {where}")
-    return FetchError("network", f"{type(exc).__name__} while fetching {where}")
+    aio = _below(exc, aiohttp.ClientError)
+    kind = _kind(exc, aio)
+    if kind == "timeout":
+        return FetchError(kind, f"no complete answer in time from {where}")
+    if kind == "invalid_url":
+        return FetchError(kind, f"cannot fetch {where}: {aio or exc}")
+    if kind == "dns":
+        return FetchError(kind, f"cannot resolve the host of {where}")
+    if kind == "tls":
+        return FetchError(kind, f"TLS handshake with {where} failed")
+    if kind == "connect":
+        return FetchError(kind, f"cannot connect to {where}")
+    return FetchError(kind, f"{type(aio or exc).__name__} while fetching {where}")
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: datetime) -> float | None:

@@ -93,6 +93,7 @@ class Daemon:
                     concurrency=cfg.polling.concurrency,
                     per_host=cfg.polling.per_host,
                     min_spacing=cfg.polling.host_spacing.total_seconds(),
+                    http_client=cfg.polling.http_client,
                 ) as fetcher:
                     poller = Poller(
                         cfg, store, fetcher, parser, rulebook, TitleStoryMatcher(),

@@ -43,6 +43,7 @@ from monitor._fetch_kinds import (
     status_error,
 )
 from monitor._pacing import MIN_SPACING, HostPacer, Monotonic
+from monitor._transport import HttpClient, open_client
 from monitor.errors import FetchError
 
 MAX_REDIRECTS = 5
@@ -131,8 +132,10 @@ def host_key(url: httpx.URL | str) -> str:
 
 
 class Fetcher:
-    """Owns one httpx.AsyncClient; use as an async context manager. `min_spacing`: seconds between
-    two requests started to one host; `monotonic`: the pacer's clock (tests pass their own)."""
+    """Owns one httpx.AsyncClient; use as an async context manager. `http_client`: whose connection
+    pool it runs on (`monitor._transport`), unless `transport` is given; `min_spacing`: seconds
+    between two requests started to one host; `monotonic`: the pacer's clock (tests pass their
+    own)."""
 
     def __init__(
         self,
@@ -144,6 +147,7 @@ class Fetcher:
         per_host: int = 2,
         connect_timeout: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        http_client: HttpClient = "aiohttp",
         min_spacing: float = MIN_SPACING,
         monotonic: Monotonic | None = None,
     ) -> None:
@@ -158,22 +162,18 @@ class Fetcher:
         }
         self._httpx_timeout = httpx.Timeout(timeout, connect=connect_timeout or timeout)
         self._transport = transport
+        self._http_client: HttpClient = http_client
         self._client: httpx.AsyncClient | None = None
         self._slots = asyncio.Semaphore(concurrency)
         self._hosts: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
         self.pacer = HostPacer(min_spacing, clock=monotonic or time.monotonic)
 
     async def __aenter__(self) -> Fetcher:
-        # max_connections equal to the fetches in flight: httpx's pool costs far more CPU when it is
-        # larger than the work (DESIGN §8).
-        limits = httpx.Limits(
-            max_connections=self._concurrency, max_keepalive_connections=self._concurrency
-        )
-        transport = self._transport or httpx.AsyncHTTPTransport(limits=limits, retries=0)
-        self._client = httpx.AsyncClient(
-            transport=transport,
+        self._client = open_client(
+            self._http_client,
+            concurrency=self._concurrency,
+            transport=self._transport,
             timeout=self._httpx_timeout,
-            follow_redirects=False,
             headers=self._headers,
         )
         return self

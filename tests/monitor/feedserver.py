@@ -104,6 +104,7 @@ class FeedServer:
         self._connections: set[socket.socket] = set()
         self._in_flight = 0
         self._max_in_flight = 0
+        self._opened = 0
 
     # -- public API ------------------------------------------------------------------------------
     @property
@@ -167,6 +168,18 @@ class FeedServer:
         with self._lock:
             return self._max_in_flight
 
+    @property
+    def connections_opened(self) -> int:
+        """How many connections clients have opened to this server (keep-alive reuses one)."""
+        with self._lock:
+            return self._opened
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections are open now (idle keep-alive ones included)."""
+        with self._lock:
+            return len(self._connections)
+
     # -- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> FeedServer:
         self._thread.start()
@@ -214,6 +227,7 @@ class FeedServer:
         with self._lock:
             if add:
                 self._connections.add(connection)
+                self._opened += 1
             else:
                 self._connections.discard(connection)
 

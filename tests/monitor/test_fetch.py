@@ -15,11 +15,13 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
 import trustme
 
+from monitor._transport import HTTP_CLIENTS, HttpClient
 from monitor.errors import FetchError
 from monitor.fetch import (
     MAX_REDIRECTS,
@@ -44,11 +46,21 @@ def server() -> Iterator[FeedServer]:
         yield s
 
 
+@pytest.fixture(params=HTTP_CLIENTS)
+def client(request: pytest.FixtureRequest) -> HttpClient:
+    """Every test that fetches runs on both connection pools (`monitor._transport`): the
+    Fetcher must behave the same on either."""
+    return cast(HttpClient, request.param)
+
+
+def new_fetcher(client: HttpClient, **options: Any) -> Fetcher:
+    settings: dict[str, Any] = {"min_spacing": 0, "max_bytes": MiB, "user_agent": "t"}
+    return Fetcher(http_client=client, **(settings | options))
+
+
 @pytest.fixture
-async def fetcher() -> AsyncIterator[Fetcher]:
-    async with Fetcher(
-        min_spacing=0, timeout=2.0, max_bytes=MiB, user_agent="monitor-test/1.0"
-    ) as f:
+async def fetcher(client: HttpClient) -> AsyncIterator[Fetcher]:
+    async with new_fetcher(client, timeout=2.0, user_agent="monitor-test/1.0") as f:
         yield f
 
 
@@ -216,12 +228,14 @@ async def test_announced_2gb_body_is_refused_before_reading(
     assert time.monotonic() - started < 1.0
 
 
-async def test_body_exactly_at_the_limit_is_accepted(server: FeedServer) -> None:
+async def test_body_exactly_at_the_limit_is_accepted(
+    server: FeedServer, client: HttpClient
+) -> None:
     body = b"<rss>" + b"x" * 995 + b"</rss>"
     server.route("/feed", body, content_length=False)
-    async with Fetcher(min_spacing=0, timeout=2, max_bytes=len(body), user_agent="t") as f:
+    async with new_fetcher(client, timeout=2, max_bytes=len(body)) as f:
         assert (await fetch(f, server.url("/feed"))).body == body
-    async with Fetcher(min_spacing=0, timeout=2, max_bytes=len(body) - 1, user_agent="t") as f:
+    async with new_fetcher(client, timeout=2, max_bytes=len(body) - 1) as f:
         assert (await failure(f, server.url("/feed"))).kind == "too_large"
 
 
@@ -371,35 +385,39 @@ async def test_redirect_without_location(server: FeedServer, fetcher: Fetcher) -
 # -- time limits ---------------------------------------------------------------------------------
 
 
-async def test_trickling_server_hits_the_overall_deadline(server: FeedServer) -> None:
+async def test_trickling_server_hits_the_overall_deadline(
+    server: FeedServer, client: HttpClient
+) -> None:
     # One byte every 50 ms: no read ever waits long, the whole body would take ~50 s.
     server.route("/slow", RSS, trickle=0.05)
-    async with Fetcher(min_spacing=0, timeout=0.6, max_bytes=MiB, user_agent="t") as f:
+    async with new_fetcher(client, timeout=0.6) as f:
         started = time.monotonic()
         error = await failure(f, server.url("/slow"))
     assert error.kind == "timeout"
     assert 0.5 <= time.monotonic() - started < 2.0
 
 
-async def test_never_answering_server_times_out(server: FeedServer) -> None:
+async def test_never_answering_server_times_out(server: FeedServer, client: HttpClient) -> None:
     server.route("/hang", hang=True)
-    async with Fetcher(min_spacing=0, timeout=0.4, max_bytes=MiB, user_agent="t") as f:
+    async with new_fetcher(client, timeout=0.4) as f:
         started = time.monotonic()
         assert (await failure(f, server.url("/hang"))).kind == "timeout"
     assert time.monotonic() - started < 1.5
 
 
-async def test_delay_within_the_deadline_is_fine(server: FeedServer) -> None:
+async def test_delay_within_the_deadline_is_fine(server: FeedServer, client: HttpClient) -> None:
     server.route("/feed", RSS, delay=0.2)
-    async with Fetcher(min_spacing=0, timeout=2, max_bytes=MiB, user_agent="t") as f:
+    async with new_fetcher(client, timeout=2) as f:
         assert (await fetch(f, server.url("/feed"))).status == "ok"
 
 
-async def test_deadline_covers_the_whole_redirect_chain(server: FeedServer) -> None:
+async def test_deadline_covers_the_whole_redirect_chain(
+    server: FeedServer, client: HttpClient
+) -> None:
     for n in range(4):
         server.route(f"/r{n}", redirect=f"/r{n + 1}", delay=0.2)
     server.route("/r4", RSS, delay=0.2)
-    async with Fetcher(min_spacing=0, timeout=0.5, max_bytes=MiB, user_agent="t") as f:
+    async with new_fetcher(client, timeout=0.5) as f:
         assert (await failure(f, server.url("/r0"))).kind == "timeout"
 
 
@@ -491,34 +509,30 @@ def test_safe_url() -> None:
 # -- concurrency ---------------------------------------------------------------------------------
 
 
-async def test_per_host_limit(server: FeedServer) -> None:
+async def test_per_host_limit(server: FeedServer, client: HttpClient) -> None:
     server.route("/feed", RSS, delay=0.15)
-    async with Fetcher(min_spacing=0, timeout=5, max_bytes=MiB, user_agent="t", per_host=2) as f:
+    async with new_fetcher(client, timeout=5, per_host=2) as f:
         results = await asyncio.gather(*(fetch(f, server.url(f"/feed?n={n}")) for n in range(6)))
     assert all(r.status == "ok" for r in results)
     assert server.max_in_flight == 2
 
 
-async def test_global_limit_across_hosts() -> None:
+async def test_global_limit_across_hosts(client: HttpClient) -> None:
     with FeedServer() as one, FeedServer() as two:
         for s in (one, two):
             s.route("/feed", RSS, delay=0.15)
         urls = [s.url(f"/feed?n={n}") for n in range(3) for s in (one, two)]
-        async with Fetcher(
-            min_spacing=0, timeout=5, max_bytes=MiB, user_agent="t", concurrency=1, per_host=4
-        ) as f:
+        async with new_fetcher(client, timeout=5, concurrency=1, per_host=4) as f:
             await asyncio.gather(*(fetch(f, u) for u in urls))
         assert one.max_in_flight == 1 and two.max_in_flight == 1
         assert one.hits("/feed") == 3 and two.hits("/feed") == 3
 
 
-async def test_hosts_do_not_wait_for_each_other() -> None:
+async def test_hosts_do_not_wait_for_each_other(client: HttpClient) -> None:
     with FeedServer() as slow, FeedServer() as fast:
         slow.route("/feed", RSS, hang=True)
         fast.route("/feed", RSS)
-        async with Fetcher(
-            min_spacing=0, timeout=5, max_bytes=MiB, user_agent="t", per_host=1
-        ) as f:
+        async with new_fetcher(client, timeout=5, per_host=1) as f:
             stuck = asyncio.create_task(fetch(f, slow.url("/feed")))
             await asyncio.sleep(0.05)
             started = time.monotonic()
@@ -547,22 +561,20 @@ async def test_injected_transport_is_used() -> None:
 
 
 async def test_waiting_for_a_busy_host_does_not_count_against_the_deadline(
-    server: FeedServer,
+    server: FeedServer, client: HttpClient
 ) -> None:
     server.route("/feed", RSS, delay=0.25)
-    async with Fetcher(min_spacing=0, timeout=0.5, max_bytes=MiB, user_agent="t", per_host=1) as f:
+    async with new_fetcher(client, timeout=0.5, per_host=1) as f:
         results = await asyncio.gather(*(fetch(f, server.url(f"/feed?n={n}")) for n in range(3)))
     assert [r.status for r in results] == ["ok"] * 3
     assert all(r.elapsed < 0.5 for r in results)
 
 
-async def test_a_queue_for_one_host_does_not_hold_global_slots() -> None:
+async def test_a_queue_for_one_host_does_not_hold_global_slots(client: HttpClient) -> None:
     with FeedServer() as busy, FeedServer() as other:
         busy.route("/feed", hang=True)
         other.route("/feed", RSS)
-        async with Fetcher(
-            min_spacing=0, timeout=5, max_bytes=MiB, user_agent="t", concurrency=2, per_host=1
-        ) as f:
+        async with new_fetcher(client, timeout=5, concurrency=2, per_host=1) as f:
             queued = [asyncio.create_task(fetch(f, busy.url(f"/feed?n={n}"))) for n in range(3)]
             await asyncio.sleep(0.05)
             started = time.monotonic()
@@ -587,7 +599,9 @@ CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "feeds"
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared corpus is not present")
-async def test_real_feeds_served_over_http_fetch_and_parse(server: FeedServer) -> None:
+async def test_real_feeds_served_over_http_fetch_and_parse(
+    server: FeedServer, client: HttpClient
+) -> None:
     from monitor.parse import FeedParser
 
     # The twelve smallest real feeds keep this quick; the corpus test in test_parse reads them all.
@@ -599,9 +613,7 @@ async def test_real_feeds_served_over_http_fetch_and_parse(server: FeedServer) -
         server.route(f"/{path.name}", path.read_bytes(), gzip=n % 2 == 0, etag=f'"{n}"')
     parser = FeedParser(workers=2)
     try:
-        async with Fetcher(
-            min_spacing=0, timeout=10, max_bytes=8 * MiB, user_agent="t", per_host=8
-        ) as f:
+        async with new_fetcher(client, timeout=10, max_bytes=8 * MiB, per_host=8) as f:
             results = await asyncio.gather(*(fetch(f, server.url(f"/{p.name}")) for p in bench))
             feeds = await asyncio.gather(
                 *(parser.parse("s", r.body, r.headers, r.url) for r in results)

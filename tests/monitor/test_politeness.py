@@ -9,12 +9,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor._pacing import MAX_PAUSE, HostPacer
+from monitor._transport import HTTP_CLIENTS, HttpClient
 from monitor.errors import FetchError
 from monitor.fetch import Fetcher, FetchRequest, FetchResult, RateLimited, host_key
 from monitor.schedule import (
@@ -215,10 +217,16 @@ def other() -> Iterator[FeedServer]:
         yield s
 
 
-def fetcher(spacing: float = 0.0, clock: FakeClock | None = None) -> Fetcher:
+@pytest.fixture(params=HTTP_CLIENTS)
+def client(request: pytest.FixtureRequest) -> HttpClient:
+    """Politeness holds on both connection pools (`monitor._transport`)."""
+    return cast(HttpClient, request.param)
+
+
+def fetcher(client: HttpClient, spacing: float = 0.0, clock: FakeClock | None = None) -> Fetcher:
     return Fetcher(
         timeout=5, max_bytes=1 << 20, user_agent="t", per_host=4, min_spacing=spacing,
-        monotonic=clock,
+        monotonic=clock, http_client=client,
     )  # fmt: skip
 
 
@@ -233,7 +241,7 @@ async def failure(f: Fetcher, url: str) -> FetchError:
 
 
 async def test_requests_to_one_host_start_a_spacing_apart(
-    server: FeedServer, other: FeedServer
+    server: FeedServer, other: FeedServer, client: HttpClient
 ) -> None:
     server.route("/feed", RSS)
     other.route("/feed", RSS)
@@ -244,7 +252,7 @@ async def test_requests_to_one_host_start_a_spacing_apart(
         await fetch(f, url)
         done[name] = time.monotonic() - started
 
-    async with fetcher(spacing=0.4) as f:
+    async with fetcher(client, spacing=0.4) as f:
         await asyncio.gather(
             *(timed(f"same{n}", server.url(f"/feed?n={n}")) for n in range(3)),
             timed("other", other.url("/feed")),
@@ -254,24 +262,26 @@ async def test_requests_to_one_host_start_a_spacing_apart(
     assert done["same1"] >= 0.4 and done["same2"] >= 0.8
 
 
-async def test_redirect_hops_within_one_host_are_not_paced(server: FeedServer) -> None:
+async def test_redirect_hops_within_one_host_are_not_paced(
+    server: FeedServer, client: HttpClient
+) -> None:
     server.route("/a", status=301, redirect="/b")
     server.route("/b", status=302, redirect="/feed")
     server.route("/feed", RSS)
     started = time.monotonic()
-    async with fetcher(spacing=5.0) as f:
+    async with fetcher(client, spacing=5.0) as f:
         result = await fetch(f, server.url("/a"))
     assert result.status == "ok" and time.monotonic() - started < 2.0
 
 
 async def test_429_with_retry_after_pauses_the_host_and_sends_nothing_more(
-    server: FeedServer, other: FeedServer
+    server: FeedServer, other: FeedServer, client: HttpClient
 ) -> None:
     server.route("/busy", status=429, headers={"Retry-After": "120"})
     server.route("/feed", RSS)
     other.route("/feed", RSS)
     clock = FakeClock()
-    async with fetcher(clock=clock) as f:
+    async with fetcher(client, clock=clock) as f:
         first = await failure(f, server.url("/busy"))
         assert isinstance(first, RateLimited)
         assert (first.kind, first.retry_after, first.origin) == ("http_429", 120, server.url("/"))
@@ -286,7 +296,9 @@ async def test_429_with_retry_after_pauses_the_host_and_sends_nothing_more(
     assert server.hits("/busy") == 1
 
 
-async def test_503_with_an_http_date_retry_after_pauses_the_host(server: FeedServer) -> None:
+async def test_503_with_an_http_date_retry_after_pauses_the_host(
+    server: FeedServer, client: HttpClient
+) -> None:
     now = datetime.now(UTC)
     server.route(
         "/down",
@@ -297,7 +309,7 @@ async def test_503_with_an_http_date_retry_after_pauses_the_host(server: FeedSer
         },
     )
     server.route("/feed", RSS)
-    async with fetcher() as f:
+    async with fetcher(client) as f:
         error = await failure(f, server.url("/down"))
         assert isinstance(error, RateLimited) and error.kind == "http_503"
         assert error.retry_after == pytest.approx(600, abs=2)
@@ -307,11 +319,11 @@ async def test_503_with_an_http_date_retry_after_pauses_the_host(server: FeedSer
 
 @pytest.mark.parametrize(("status", "kind"), [(429, "http_429"), (503, "http_503")])
 async def test_without_retry_after_it_is_a_plain_failure_and_nothing_is_paused(
-    server: FeedServer, status: int, kind: str
+    server: FeedServer, status: int, kind: str, client: HttpClient
 ) -> None:
     server.route("/busy", status=status)
     server.route("/feed", RSS)
-    async with fetcher() as f:
+    async with fetcher(client) as f:
         error = await failure(f, server.url("/busy"))
         assert error.kind == kind and not isinstance(error, RateLimited)
         assert error.retry_after is None
@@ -319,21 +331,23 @@ async def test_without_retry_after_it_is_a_plain_failure_and_nothing_is_paused(
 
 
 @pytest.mark.parametrize("value", ["soon", "-5", "", "Wed, 99 Foo 2025"])
-async def test_unreadable_retry_after_pauses_nothing(server: FeedServer, value: str) -> None:
+async def test_unreadable_retry_after_pauses_nothing(
+    server: FeedServer, value: str, client: HttpClient
+) -> None:
     server.route("/busy", status=429, headers={"Retry-After": value})
     server.route("/feed", RSS)
-    async with fetcher() as f:
+    async with fetcher(client) as f:
         assert not isinstance(await failure(f, server.url("/busy")), RateLimited)
         assert (await fetch(f, server.url("/feed"))).status == "ok"
 
 
 async def test_a_redirect_into_a_paused_host_is_not_followed(
-    server: FeedServer, other: FeedServer
+    server: FeedServer, other: FeedServer, client: HttpClient
 ) -> None:
     other.route("/busy", status=429, headers={"Retry-After": "60"})
     other.route("/feed", RSS)
     server.route("/moved", status=301, redirect=other.url("/feed"))
-    async with fetcher() as f:
+    async with fetcher(client) as f:
         await failure(f, other.url("/busy"))
         error = await failure(f, server.url("/moved"))
     assert isinstance(error, RateLimited) and error.origin == other.url("/")
@@ -341,11 +355,11 @@ async def test_a_redirect_into_a_paused_host_is_not_followed(
 
 
 async def test_a_request_queued_behind_the_pace_sees_a_pause_that_began_meanwhile(
-    server: FeedServer,
+    server: FeedServer, client: HttpClient
 ) -> None:
     server.route("/busy", status=429, headers={"Retry-After": "60"}, delay=0.1)
     server.route("/feed", RSS)
-    async with fetcher(spacing=0.3) as f:
+    async with fetcher(client, spacing=0.3) as f:
         results = await asyncio.gather(
             fetch(f, server.url("/busy")), fetch(f, server.url("/feed")), return_exceptions=True
         )
@@ -353,7 +367,9 @@ async def test_a_request_queued_behind_the_pace_sees_a_pause_that_began_meanwhil
     assert server.hits("/feed") == 0
 
 
-async def test_a_same_host_redirect_keeps_its_turn_at_the_host(server: FeedServer) -> None:
+async def test_a_same_host_redirect_keeps_its_turn_at_the_host(
+    server: FeedServer, client: HttpClient
+) -> None:
     server.route("/moved", status=302, redirect="/feed")
     server.route("/feed", RSS)
     server.route("/slow", RSS, delay=0.6)
@@ -364,7 +380,9 @@ async def test_a_same_host_redirect_keeps_its_turn_at_the_host(server: FeedServe
         await fetch(f, url)
         done[name] = time.monotonic() - started
 
-    async with Fetcher(timeout=5, max_bytes=1 << 20, user_agent="t", per_host=1) as f:
+    async with Fetcher(
+        timeout=5, max_bytes=1 << 20, user_agent="t", per_host=1, http_client=client
+    ) as f:
         f.pacer.spacing = 0.0
         await asyncio.gather(
             timed("moved", server.url("/moved")), timed("slow", server.url("/slow"))
