@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from monitor.daemon import POLL_TICK_SECONDS
 from tests.e2e.conftest import monitor_env
 from tests.e2e.feeds import Entry, ago, rss
 from tests.monitor.feedserver import FeedServer, _Handler
@@ -52,7 +53,7 @@ N_HOSTS = 25
 INTERVAL = 20.0
 TIMEOUT = 5.0
 POLL_LEASE = 3 * TIMEOUT + INTERVAL / 10  # Poller.lease
-POLL_TICK = 5.0  # monitor.daemon.POLL_TICK_SECONDS
+POLL_TICK = POLL_TICK_SECONDS
 STALE_AFTER = 30.0  # monitor.status.STALE_AFTER
 HEARTBEAT_EVERY = 5.0  # monitor.status.HEARTBEAT_EVERY
 MAX_GAP = INTERVAL * 1.05 + POLL_TICK + 8
