@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from monitor._batch import Batcher
 from monitor.config import Config
 from monitor.errors import FetchError, StorageError
 from monitor.fetch import Fetcher, FetchRequest, FetchResult, RateLimited, host_key, safe_url
@@ -36,7 +37,7 @@ from monitor.schedule import (
     next_poll_after_rate_limit,
     next_poll_after_success,
 )
-from storage import IngestResult, SourceState, Store, StoryMatcher
+from storage import IngestResult, SourceState, Store, StoryMatcher, UnchangedPoll
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ Clock = Callable[[], datetime]
 # Failure kinds that say nothing about the source when every host fails them at once.
 NETWORK_KINDS = frozenset({"dns", "connect", "timeout", "network", "tls"})
 OUTAGE_MIN_HOSTS = 3
+# Unchanged polls are stored in batches: one transaction for up to UNCHANGED_BATCH of them, written
+# at most UNCHANGED_LINGER seconds after the first came in (a small delay next to a fetch's).
+UNCHANGED_BATCH = 256
+UNCHANGED_LINGER = 0.03
 
 
 @dataclass
@@ -116,6 +121,8 @@ class Poller:
         clock: Clock,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        unchanged_batch: int = UNCHANGED_BATCH,
+        unchanged_linger: float = UNCHANGED_LINGER,
     ) -> None:
         self._config = config
         self._store = store
@@ -130,6 +137,9 @@ class Poller:
         self._min_levels = {name: s.min_level for name, s in config.notifiers.items()}
         self._ticks: dict[str, _Tick] = {}
         self._paused: dict[str, datetime] = {}  # host origin -> until, as written to the store
+        self._unchanged = Batcher(
+            self._write_unchanged, max_size=unchanged_batch, linger=unchanged_linger
+        )
         # A claimed source stays leased for a whole fetch + parse + ingest, with room to spare.
         self.lease = config.polling.timeout * 3 + config.polling.interval / 10
         # How long a network failure waits for the rest of its tick before it is simply counted.
@@ -221,6 +231,8 @@ class Poller:
             parsed = await self._parser.parse(state.id, result.body, result.headers, result.url)
         except FetchError as e:
             return await self._failed(state, e, None)
+        except StorageError:
+            raise  # not the source's failure: poll() reports it as `storage`
         except Exception as e:
             return await self._failed(state, _internal(state, e), None)
         if parsed.bozo:
@@ -250,16 +262,18 @@ class Poller:
         self, state: SourceState, result: FetchResult, now: datetime
     ) -> None:
         next_poll = next_poll_after_success(now, state.interval, self._rng, max_age=result.max_age)
-        await asyncio.to_thread(
-            self._store.record_not_modified,
-            state.id,
-            self._instance,
-            now,
-            next_poll_at=next_poll,
-            etag=result.etag,
-            last_modified=result.last_modified,
-        )
-        log.debug("source %s: %s", state.id, result.status)
+        poll = UnchangedPoll(state.id, now, next_poll, result.etag, result.last_modified)
+        # Returns once the batch holding this poll is stored; a failed batch raises here, so this
+        # poll's outcome is `storage` like any poll whose write failed.
+        written = await self._unchanged.add(poll)
+        if state.id in written:
+            log.debug("source %s: %s", state.id, result.status)
+        else:
+            log.warning("source %s: lease lost while polling; another instance took over", state.id)
+
+    def _write_unchanged(self, polls: Sequence[UnchangedPoll]) -> set[str]:
+        """One transaction for a batch of unchanged polls (runs in a worker thread)."""
+        return self._store.record_not_modified_many(self._instance, polls)
 
     async def _record_failure(self, state: SourceState, error: FetchError, *, count: bool) -> None:
         now = self._clock()

@@ -5,6 +5,7 @@ SQLAlchemy and Alembic stay inside this package; callers see the Store and froze
 
 from ._fetchstate import Redirect
 from ._instances import InstanceView
+from ._sources import UnchangedPoll
 from ._store import Store
 from ._types import (
     AlertView,
@@ -35,4 +36,5 @@ __all__ = [
     "SourceView",
     "Store",
     "StoryMatcher",
+    "UnchangedPoll",
 ]

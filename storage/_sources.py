@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from ._engine import Database
+from ._engine import Database, chunks
 from ._fetchstate import NOT_POLLED, polled_url, sync_changes
 from ._schema import UTCDateTime, items, sources
 from ._types import SourceSpec, SourceState, SourceView
@@ -138,13 +139,22 @@ def held(source_id: str, instance_id: str) -> sa.ColumnElement[bool]:
     return sa.and_(sources.c.id == source_id, sources.c.lease_owner == instance_id)
 
 
-def _first(column: sa.Column[datetime], now: datetime) -> sa.ColumnElement[datetime]:
+def _first(
+    column: sa.Column[datetime], now: datetime | sa.ColumnElement[datetime]
+) -> sa.ColumnElement[datetime]:
     """The column's value if set, else now: the start of something that may already be going on."""
-    return sa.func.coalesce(column, sa.literal(now, UTCDateTime), type_=UTCDateTime)
+    if isinstance(now, datetime):
+        now = sa.literal(now, UTCDateTime)
+    return sa.func.coalesce(column, now, type_=UTCDateTime)
 
 
-def success_values(instance_id: str, now: datetime, next_poll_at: datetime) -> dict[str, Any]:
-    """Source state after a successful poll (new body or not); also releases the lease."""
+def success_values(
+    instance_id: str | sa.ColumnElement[str],
+    now: datetime | sa.ColumnElement[datetime],
+    next_poll_at: datetime | sa.ColumnElement[datetime],
+) -> dict[str, Any]:
+    """Source state after a successful poll (new body or not); also releases the lease. Takes
+    values, or bound parameters for a statement executed with many parameter sets."""
     return {
         "status": _status("ok"),
         "error_kind": None,
@@ -159,6 +169,18 @@ def success_values(instance_id: str, now: datetime, next_poll_at: datetime) -> d
         "lease_owner": None,
         "lease_until": None,
     }
+
+
+@dataclass(frozen=True)
+class UnchangedPoll:
+    """A poll that brought nothing new (304, or 200 with the same ETag or body), to be recorded
+    with others in one transaction. None validators keep the stored ones."""
+
+    source_id: str
+    now: datetime
+    next_poll_at: datetime
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 def record_not_modified(
@@ -179,6 +201,59 @@ def record_not_modified(
         values["last_modified"] = last_modified
     result = conn.execute(sources.update().where(held(source_id, instance_id)).values(values))
     return result.rowcount == 1
+
+
+def _not_modified_many() -> sa.Update:
+    when = sa.bindparam("b_now", type_=UTCDateTime)
+    owner = sa.bindparam("b_owner", type_=sources.c.lease_owner.type)
+    values = success_values(owner, when, sa.bindparam("b_next", type_=UTCDateTime))
+    # COALESCE keeps a stored validator the answer did not repeat, as record_not_modified does.
+    values["etag"] = sa.func.coalesce(sa.bindparam("b_etag", type_=sa.Text), sources.c.etag)
+    values["last_modified"] = sa.func.coalesce(
+        sa.bindparam("b_last_modified", type_=sa.Text), sources.c.last_modified
+    )
+    held_row = sa.and_(sources.c.id == sa.bindparam("b_id"), sources.c.lease_owner == owner)
+    return sources.update().where(held_row).values(values)
+
+
+# One statement for every batch, executed with one parameter set per poll: building and compiling
+# an UPDATE per row would cost more than the database's own work.
+_NOT_MODIFIED_MANY = _not_modified_many()
+
+
+def record_not_modified_many(
+    conn: Connection, instance_id: str, polls: Sequence[UnchangedPoll]
+) -> set[str]:
+    """Record many unchanged polls; returns the ids written: those whose lease this instance still
+    holds. One entry per source. The held rows are read (and on PostgreSQL locked, in id order so
+    two batches cannot deadlock) first, because executemany reports no per-row count everywhere;
+    FOR UPDATE waits for a row another transaction is writing, as a plain UPDATE would, where
+    SKIP LOCKED would take a busy row for a lost lease."""
+    by_id = {poll.source_id: poll for poll in polls}
+    written: set[str] = set()
+    for part in chunks(sorted(by_id)):
+        query = (
+            sa.select(sources.c.id)
+            .where(sources.c.id.in_(part), sources.c.lease_owner == instance_id)
+            .order_by(sources.c.id)
+            .with_for_update()
+        )
+        written.update(conn.execute(query).scalars())
+    if written:
+        rows = [_not_modified_params(instance_id, by_id[sid]) for sid in sorted(written)]
+        conn.execute(_NOT_MODIFIED_MANY, rows)
+    return written
+
+
+def _not_modified_params(instance_id: str, poll: UnchangedPoll) -> dict[str, Any]:
+    return {
+        "b_id": poll.source_id,
+        "b_owner": instance_id,
+        "b_now": poll.now,
+        "b_next": poll.next_poll_at,
+        "b_etag": poll.etag,
+        "b_last_modified": poll.last_modified,
+    }
 
 
 def record_failure(

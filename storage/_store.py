@@ -19,6 +19,7 @@ from ._fetchstate import Redirect
 from ._instances import InstanceView
 from ._lock import InstanceLock
 from ._schema import deliveries, instances, sources
+from ._sources import UnchangedPoll
 from ._types import (
     AlertView,
     DeliveryJob,
@@ -174,6 +175,18 @@ class Store:
                 etag=etag,
                 last_modified=last_modified,
             )
+
+    def record_not_modified_many(
+        self, instance_id: str, polls: Sequence[UnchangedPoll]
+    ) -> set[str]:
+        """Many polls that brought nothing new, in one transaction (one entry per source): the
+        daemon's unchanged polls cost one write for a batch, not one each. Returns the ids
+        written; a source whose lease this instance lost is left as it was, as by
+        record_not_modified."""
+        if not polls:
+            return set()
+        with self._db.write("cannot record the polls") as conn:
+            return _sources.record_not_modified_many(conn, instance_id, polls)
 
     def record_failure(
         self,

@@ -6,8 +6,10 @@ costs nothing, and ordinary failures back off."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,15 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from monitor._batch import Batcher
 from monitor.config import Config, load_config
 from monitor.daemon import source_specs
 from monitor.errors import FetchError
 from monitor.fetch import Fetcher, RateLimited
 from monitor.parse import FeedParser
-from monitor.pipeline import Poller
+from monitor.pipeline import UNCHANGED_BATCH, UNCHANGED_LINGER, Poller
 from monitor.rulebook import Rulebook
 from monitor.stories import TitleStoryMatcher
-from storage import SourceState, SourceView, Store
+from storage import SourceState, SourceView, Store, UnchangedPoll
 from tests.monitor.feedserver import FeedServer
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -104,7 +107,13 @@ def write_config(folder: Path, sources: Sequence[tuple[str, str]]) -> Config:
 
 
 @asynccontextmanager
-async def environment(folder: Path, sources: Sequence[tuple[str, str]]) -> AsyncIterator[Env]:
+async def environment(
+    folder: Path,
+    sources: Sequence[tuple[str, str]],
+    *,
+    batch: int = UNCHANGED_BATCH,
+    linger: float = UNCHANGED_LINGER,
+) -> AsyncIterator[Env]:
     clock = Clock()
     config = write_config(folder, sources)
     store = Store.open(config.database)
@@ -118,7 +127,7 @@ async def environment(folder: Path, sources: Sequence[tuple[str, str]]) -> Async
             rulebook = Rulebook(config.rules, notifiers=list(config.notifiers))
             poller = Poller(
                 config, store, fetcher, parser, rulebook, TitleStoryMatcher(),
-                instance_id="test", clock=clock,
+                instance_id="test", clock=clock, unchanged_batch=batch, unchanged_linger=linger,
             )  # fmt: skip
             yield Env(folder, clock, store, poller, config)
     finally:
@@ -402,3 +411,135 @@ async def test_ordinary_failures_back_off_and_a_success_resets(
         await env.round()
         view = env.source("a")
         assert (view.status, view.consecutive_failures, view.error) == ("ok", 0, None)
+
+
+# -- unchanged polls -----------------------------------------------------------------------------
+
+
+class BatchSpy:
+    """Wraps the store's batch write: records each batch's ids, then writes it for real."""
+
+    def __init__(self, store: Store) -> None:
+        self.batches: list[list[str]] = []
+        self._write = store.record_not_modified_many
+
+    def __call__(self, instance_id: str, polls: Sequence[UnchangedPoll]) -> set[str]:
+        self.batches.append([p.source_id for p in polls])
+        return self._write(instance_id, polls)
+
+
+async def test_concurrent_unchanged_polls_are_stored_in_a_few_transactions(
+    tmp_path: Path,
+    server: FeedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server.route("/feed", RSS, etag='"v1"')
+    sources = [(f"s{n:02d}", server.url(f"/feed?n={n}")) for n in range(40)]
+    # A linger far longer than the test: only a full batch is written, so the count is exact.
+    async with environment(tmp_path, sources, batch=20, linger=600) as env:
+        spy = BatchSpy(env.store)
+        monkeypatch.setattr(env.store, "record_not_modified_many", spy)
+        assert all(o is not None for o in (await env.round()).values())  # first polls: 200
+        assert spy.batches == []
+        polled_at = env.clock()
+        caplog.set_level(logging.DEBUG, logger="monitor.pipeline")
+        outcomes = await env.round()
+        assert list(outcomes.values()) == [None] * 40
+        assert [len(b) for b in spy.batches] == [20, 20]
+        assert sorted(sid for b in spy.batches for sid in b) == [sid for sid, _ in sources]
+        assert server.hits("/feed") == 80
+        for sid, _url in sources:
+            view = env.source(sid)
+            assert (view.status, view.last_poll, view.last_success) == ("ok", polled_at, polled_at)
+        lines = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+        assert sorted(lines) == [f"source {sid}: not_modified" for sid, _ in sources]
+
+
+async def test_an_unchanged_poll_is_written_after_the_linger_without_a_full_batch(
+    tmp_path: Path, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.route("/feed", RSS)
+    async with environment(tmp_path, [("a", server.url("/feed"))], linger=0.01) as env:
+        spy = BatchSpy(env.store)
+        monkeypatch.setattr(env.store, "record_not_modified_many", spy)
+        await env.round()
+        polled_at = env.clock()
+        assert (await env.round())["a"] is None  # 200 with the same body: unchanged
+        assert spy.batches == [["a"]]
+        assert env.source("a").last_success == polled_at
+
+
+async def test_a_failed_batch_reaches_each_of_its_polls_as_storage(
+    tmp_path: Path,
+    server: FeedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server.route("/feed", RSS, etag='"v1"')
+    sources = [(f"s{n}", server.url(f"/feed?n={n}")) for n in range(6)]
+    async with environment(tmp_path, sources, batch=6, linger=600) as env:
+        await env.round()
+        spy = BatchSpy(env.store)
+        monkeypatch.setattr(env.store, "record_not_modified_many", spy)
+        claimed = await env.claim()
+        before = {sid: env.source(sid) for sid, _ in sources}
+        # A real failure of the database: the table the batch writes is gone for a while.
+        database = str(tmp_path / "state" / "monitor.db")
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            conn.execute("ALTER TABLE sources RENAME TO sources_away")
+        outcomes = await asyncio.gather(*(env.poller.poll(s) for s in claimed.values()))
+        assert len(spy.batches) == 1
+        assert [o.kind if isinstance(o, FetchError) else o for o in outcomes] == ["storage"] * 6
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 6 and all("could not store this poll" in e for e in errors)
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            conn.execute("ALTER TABLE sources_away RENAME TO sources")
+        # nothing of the failed polls was stored; they are polled again once their leases end
+        assert {sid: env.source(sid) for sid, _ in sources} == before
+        env.clock.advance(env.poller.lease)
+        assert list((await env.round()).values()) == [None] * 6
+        assert all(env.source(sid).last_success == env.clock() - timedelta(seconds=1)
+                   for sid, _ in sources)  # fmt: skip
+
+
+async def test_an_unchanged_poll_whose_lease_was_lost_writes_nothing_and_says_so(
+    tmp_path: Path, server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.route("/feed", RSS, etag='"v1"')
+    sources = [("a", server.url("/feed?a")), ("b", server.url("/feed?b"))]
+    async with environment(tmp_path, sources, batch=2, linger=600) as env:
+        await env.round()
+        claimed = await env.claim()
+        # this instance stalls past its lease; another one takes one of the two over
+        late = env.clock() + env.poller.lease
+        (taken,) = env.store.claim_due_sources("other", late, limit=1, lease=env.poller.lease,
+                                               include_not_due=True)  # fmt: skip
+        (kept,) = set(claimed) - {taken.id}
+        before = env.source(taken.id)
+        caplog.set_level(logging.WARNING, logger="monitor.pipeline")
+        outcomes = await asyncio.gather(*(env.poller.poll(s) for s in claimed.values()))
+        assert outcomes == [None, None]
+        assert env.source(taken.id) == before
+        assert env.source(kept).last_success == env.clock()
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warnings == [
+            f"source {taken.id}: lease lost while polling; another instance took over"
+        ]
+
+
+async def test_a_cancelled_poll_never_cancels_the_batch_the_others_wait_for() -> None:
+    written: list[list[str]] = []
+
+    def write(entries: Sequence[str]) -> set[str]:
+        written.append(list(entries))
+        return set(entries)
+
+    batcher: Batcher[str, set[str]] = Batcher(write, max_size=3, linger=600)
+    first = asyncio.create_task(batcher.add("a"))
+    second = asyncio.create_task(batcher.add("b"))
+    await asyncio.sleep(0)
+    first.cancel()  # e.g. a daemon stopping: its entry is written all the same
+    assert await batcher.add("c") == {"a", "b", "c"}
+    assert await second == {"a", "b", "c"}
+    assert first.cancelled() and written == [["a", "b", "c"]]

@@ -48,6 +48,7 @@ def test_public_names_are_exactly_the_api() -> None:
         "SourceView",
         "Store",
         "StoryMatcher",
+        "UnchangedPoll",
     }
 
 
