@@ -106,11 +106,11 @@ def resolve_link(link: str | None, base: str | None) -> str | None:
     if not link or not link.strip():
         return None
     link = link.strip()
-    if base and not urlsplit(link).scheme:
-        try:
+    try:
+        if base and not urlsplit(link).scheme:
             return urljoin(base, link)
-        except ValueError:
-            return link
+    except ValueError:  # e.g. an unbalanced `[` ("Invalid IPv6 URL"): keep it, never canonical
+        return link
     return link
 
 

@@ -109,6 +109,16 @@ def _link(entry: Mapping[str, Any], feed_link: str | None) -> str | None:
     return resolve_link(raw if isinstance(raw, str) else None, feed_link)
 
 
+# An entry's GUID, its link (made absolute) and that link's canonical form: computed once per
+# entry, since the repeated-key check of its whole document needs them too.
+_Identity = tuple[str | None, str | None, str | None]
+
+
+def _identity(entry: Mapping[str, Any], feed_link: str | None) -> _Identity:
+    link = _link(entry, feed_link)
+    return _guid(entry), link, canonical_link(link)
+
+
 def entry_to_item(
     source_id: str,
     entry: Mapping[str, Any],
@@ -121,14 +131,24 @@ def entry_to_item(
     """One entry as an `Item`, or None when it has neither text nor link. `feed_link` is the base
     for relative links; `items_from_entries` clears `allow_guid`/`allow_link` for keys repeated
     within their document (see module docstring)."""
+    identity = _identity(entry, feed_link)
+    return _to_item(source_id, entry, identity, allow_guid, allow_link, now)
+
+
+def _to_item(
+    source_id: str,
+    entry: Mapping[str, Any],
+    identity: _Identity,
+    allow_guid: bool,
+    allow_link: bool,
+    now: Clock,
+) -> Item | None:
+    guid, link, canonical = identity
     title = _text_of(_get(entry, "title"), _get(entry, "title_detail"))
     summary = _text_of(_get(entry, "summary"), _get(entry, "summary_detail"))
     content = _content_text(entry)
     if content == summary:
         content = ""  # RSS readers often copy one into the other; matching it twice adds nothing
-    link = _link(entry, feed_link)
-    canonical = canonical_link(link)
-    guid = _guid(entry)
     if not (title or summary or content or link):
         return None
     if guid and allow_guid:
@@ -166,21 +186,15 @@ def items_from_entries(
     now: Clock = _utcnow,
 ) -> list[Item]:
     """Every usable entry of one document as an `Item`, in document order, keys unique."""
-    bad_guids = _repeated([_guid(e) for e in entries])
-    bad_links = _repeated([canonical_link(_link(e, feed_link)) for e in entries])
+    identities = [_identity(e, feed_link) for e in entries]
+    bad_guids = _repeated([guid for guid, _, _ in identities])
+    bad_links = _repeated([canonical for _, _, canonical in identities])
     items: list[Item] = []
     seen: set[str] = set()
-    for entry in entries:
-        guid = _guid(entry)
-        link = canonical_link(_link(entry, feed_link))
-        item = entry_to_item(
-            source_id,
-            entry,
-            feed_link,
-            allow_guid=guid not in bad_guids,
-            allow_link=link not in bad_links,
-            now=now,
-        )
+    for entry, identity in zip(entries, identities, strict=True):
+        guid, _, canonical = identity
+        allow_guid, allow_link = guid not in bad_guids, canonical not in bad_links
+        item = _to_item(source_id, entry, identity, allow_guid, allow_link, now)
         if item is not None and item.key not in seen:
             seen.add(item.key)
             items.append(item)
