@@ -87,8 +87,10 @@ def cli() -> None:
 @handle_errors
 def run(once: bool, log_format: str, log_level: str) -> None:
     """Run the daemon."""
+    from monitor._memory import limit_arenas
     from monitor.daemon import Daemon
 
+    limit_arenas()  # before the daemon starts any thread
     setup_logging("json" if log_format == "json" else "text", log_level)
     config = get_config()
     for warning in config.warnings:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from monitor._memory import trim
 from monitor.config import Config
 from monitor.delivery import Deliverer, DeliveryStats, RetryPolicy
 from monitor.errors import MonitorError
@@ -265,6 +266,7 @@ class Daemon:
                 )
                 if pruned:
                     log.info("pruned %d items older than the retention period", pruned)
+            trim()  # hand back what the last minute's bursts freed
         except MonitorError as e:  # the database may be briefly unavailable: try next minute
             log.error("housekeeping failed: %s", e)
 

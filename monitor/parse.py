@@ -28,10 +28,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
-import feedparser
-from feedparser.exceptions import NonXMLContentType
-
-from monitor._fastparse import parse_fast
 from monitor._jsonfeed import looks_like_json, parse_json_feed
 from monitor._links import resolve_link
 from monitor._sniff import check_entities, has_element, is_bot_wall, is_html, starts_like_markup
@@ -98,6 +94,8 @@ def _headers_for_feedparser(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def _bozo_reason(result: Mapping[str, Any]) -> str | None:
+    from feedparser.exceptions import NonXMLContentType  # see _read_xml
+
     exc = result.get("bozo_exception")
     if not result.get("bozo") or isinstance(exc, NonXMLContentType):
         return None  # a missing or odd Content-Type says nothing about the document
@@ -122,6 +120,12 @@ def _parse_json(source_id: str, body: bytes) -> ParsedFeed:
 def _read_xml(body: bytes, headers: Mapping[str, str]) -> Mapping[str, Any]:
     """feedparser's result for the document: replayed from lxml when possible (module docstring).
     A document without entries always goes to feedparser, which says best why it has none."""
+    # Imported here, in the parse workers: the daemon's own process never parses, and feedparser
+    # and lxml would cost it ~15 MB of its memory budget (DESIGN §7).
+    import feedparser
+
+    from monitor._fastparse import parse_fast
+
     headers = _headers_for_feedparser(headers)
     fast = parse_fast(body, headers)
     if fast is not None and fast.entries:
