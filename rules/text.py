@@ -28,6 +28,8 @@ import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 
+import regex  # type: ignore[import-untyped]
+
 _WORD_RE = re.compile(r"\w+")
 # The same words in an ASCII text (most folded texts: curly quotes and dashes fold to ASCII),
 # found without a Unicode category lookup per character.
@@ -189,16 +191,66 @@ def normalize(text: str) -> NormalizedText:
         return _normalize_clusters(text)
 
 
+class _Folds(dict[int, str]):
+    """`str.translate` table: a character's fold, whatever its length, filled on first sight. Right
+    for a text without combining marks, where every cluster is one character."""
+
+    def __missing__(self, code: int) -> str:
+        folded = self[code] = _fold_cluster(chr(code))
+        return folded
+
+
+class _Lengths(dict[int, str]):
+    """`str.translate` table: the length of a character's fold, as a character (`chr(n)`)."""
+
+    def __missing__(self, code: int) -> str:
+        length = self[code] = chr(len(_FOLDS[code]))
+        return length
+
+
+_FOLDS = _Folds()
+_LENGTHS = _Lengths()
+_MARK_RE = regex.compile(r"\p{M}")  # the marks of `_is_mark`: Mn, Mc, Me
+_NOT_ONE_RE = re.compile("[^\x01]")
+_CLUSTERS: dict[str, str] = {}  # base character + marks -> fold, for texts with marks
+_MAX_CLUSTERS = 50_000  # hostile text must not grow the memo without bound
+
+
 def _normalize_clusters(text: str) -> NormalizedText:
+    """The per-cluster path: texts with characters that fold to more or less than one character
+    (`…` -> `...`, `ß` -> `ss`, a soft hyphen -> nothing) or with combining marks. Real news takes
+    it often (an ellipsis is enough), and long texts with it, so the common case, no marks, is
+    done by two `str.translate` calls and a scan of the lengths for the characters that are not
+    one-to-one: Python work only where the offsets stop being the identity."""
+    if _MARK_RE.search(text) is None:
+        starts: list[int] = []
+        ends: list[int] = []
+        at = 0
+        for odd in _NOT_ONE_RE.finditer(text.translate(_LENGTHS)):
+            pos = odd.start()
+            starts.extend(range(at, pos))
+            ends.extend(range(at + 1, pos + 1))
+            length = ord(odd.group())
+            starts.extend([pos] * length)
+            ends.extend([pos + 1] * length)
+            at = pos + 1
+        starts.extend(range(at, len(text)))
+        ends.extend(range(at + 1, len(text) + 1))
+        return NormalizedText(text, text.translate(_FOLDS), tuple(starts), tuple(ends))
     parts: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
+    starts = []
+    ends = []
     i, n = 0, len(text)
     while i < n:
         j = i + 1
         while j < n and _is_mark(text[j]):
             j += 1
-        folded = _fold_cluster(text[i:j])
+        cluster = text[i:j]
+        folded = _CLUSTERS.get(cluster)
+        if folded is None:
+            folded = _fold_cluster(cluster)
+            if len(_CLUSTERS) < _MAX_CLUSTERS:
+                _CLUSTERS[cluster] = folded
         parts.append(folded)
         starts.extend([i] * len(folded))
         ends.extend([j] * len(folded))
