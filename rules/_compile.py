@@ -30,6 +30,7 @@ from rules._compiled import (
     CNode,
     CRegex,
     CTerms,
+    NearOperand,
     OperandLeaf,
 )
 from rules._fields import FIELD_INDEX
@@ -45,17 +46,22 @@ Fields = tuple[int, ...]
 
 @dataclass(frozen=True, eq=False)
 class Program:
-    """Rules by position, their compiled trees, the scanning tables, and the rule index: `first`
-    maps a token to the rules (by position) whose most selective need it meets, `second` to those
-    whose second most selective need it meets; `single` rules have one need, `always` none."""
+    """Rules by position, their compiled trees, the scanning tables, and the rule index: `index`
+    maps a token to the rules whose most selective need it meets and to those whose second most
+    selective need it meets; `single` rules have one need, `pair` two or more, `always` none.
+
+    Sets of rules are ints, bit i for rule i: OR-ing a few 500-bit ints is far cheaper than the
+    union of a few frozensets of hundreds of rules, which it replaced, and the bits come out in
+    rule order."""
 
     rules: tuple[Rule, ...]
     nodes: tuple[CNode, ...]
     tables: Tables
-    first: dict[int, frozenset[int]]
-    second: dict[int, frozenset[int]]
-    single: frozenset[int]
-    always: frozenset[int]
+    index: dict[int, tuple[int, int]]
+    single: int
+    pair: int
+    always: int
+    exact: int  # rules the index decides alone (`CNode.exact`): their trees are not evaluated
 
 
 @dataclass
@@ -66,6 +72,12 @@ class _Builder:
     regex_ids: dict[str, int] = field(default_factory=dict)
     regexes: list[UserRegex] = field(default_factory=list)
     scan_fields: set[int] = field(default_factory=set)
+    # Equal sub-trees (a `$list` or a `near` used by many rules) compile to one node, so that what a
+    # document caches for a node (a `near`'s answer, an operand's occurrences) serves every rule.
+    compiled: dict[tuple[Node, Fields], CNode] = field(default_factory=dict)
+    operands: dict[tuple[tuple[OperandLeaf, ...], Fields], NearOperand] = field(
+        default_factory=dict
+    )
 
     def term(self, text: str, fields: Fields) -> int:
         """The field-0 token of a term."""
@@ -99,6 +111,13 @@ class _Builder:
         return CTerms(frozenset(t + f for t in tokens for f in fields))
 
     def node(self, node: Node, fields: Fields) -> CNode:
+        key = (node, fields)
+        found = self.compiled.get(key)
+        if found is None:
+            found = self.compiled[key] = self._node(node, fields)
+        return found
+
+    def _node(self, node: Node, fields: Fields) -> CNode:
         if isinstance(node, Term):
             return self.tokens([self.term(node.text, fields)], fields)
         if isinstance(node, Fuzzy):
@@ -149,10 +168,15 @@ class _Builder:
 
     def near(self, node: Near, fields: Fields) -> CNear:
         inner = _field_ids(node.fields) if node.fields is not None else fields
-        operands = [
-            [self._operand_leaf(leaf, allowed, inner) for leaf, allowed in near_leaves(operand)]
-            for operand in node.operands
-        ]
+        operands = []
+        for operand in node.operands:
+            leaves = tuple(
+                self._operand_leaf(leaf, allowed, inner) for leaf, allowed in near_leaves(operand)
+            )
+            found = self.operands.get((leaves, inner))
+            if found is None:
+                found = self.operands[leaves, inner] = NearOperand(leaves, inner)
+            operands.append(found)
         return CNear(operands, node.within, inner)
 
     def _operand_leaf(
@@ -196,32 +220,71 @@ def _term_automaton(b: _Builder) -> Any:
     return automaton
 
 
-def _key_prefixes(b: _Builder) -> frozenset[str] | None:
-    """The words that can begin a hit of the term automaton; None: any text can hold one.
+def _is_word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
 
-    A hit starts at a word start (its boundary check) and, as its key is not one word, runs past
-    that first word. What follows the word in the text is a space, allowed only where the term had
-    one (a gap), or the key's next character, then not a word character. So the first word is the
-    key up to a gap or to its first non-word character: a field with none of these words holds no
-    hit and is not scanned."""
-    prefixes: set[str] = set()
+
+def _gate_options(key: str, gaps: frozenset[int]) -> list[frozenset[str]]:
+    """Sets of words, each holding a word that every hit of the squeezed `key` has in the text.
+
+    A hit is the key with spaces at some of its gaps, between word boundaries. Take a run of word
+    characters of the key: the text word holding its first character starts where the run starts
+    (after a non-word character of the key, or at the hit's start) and ends at a gap of the run
+    where the text has a space, or where the run ends; so it is the run up to one of its gaps, or
+    all of it. Likewise the text word holding the run's last character is the run from one of its
+    gaps, or all of it. Each run gives these two sets."""
+    options: list[frozenset[str]] = []
+    i, n = 0, len(key)
+    while i < n:
+        if not _is_word_char(key[i]):
+            i += 1
+            continue
+        j = i
+        while j < n and _is_word_char(key[j]):
+            j += 1
+        cuts = sorted(g for g in gaps if i < g < j)
+        options.append(frozenset(key[i:c] for c in (*cuts, j)))
+        options.append(frozenset(key[c:j] for c in (i, *cuts)))
+        i = j
+    return options
+
+
+def _key_gates(b: _Builder) -> frozenset[bytes] | None:
+    """Words of which a field must hold one to hold a hit of the term automaton; None: any field
+    may (not seen: every term has a word character).
+
+    Per term, one of its `_gate_options`: the one whose shortest word is longest. Short words are
+    the common ones of news text, and the first word of a term is often one ("of North Korean
+    origin", "from Pyongyang", "S-300"): gating on it sent most fields through the automaton."""
+    gates: set[bytes] = set()
     for folded in b.term_ids:
         if _is_one_word(folded):
             continue
-        key, gaps = squeeze(folded)
-        stop = next((i for i, c in enumerate(key) if not (c.isalnum() or c == "_")), len(key))
-        if stop == 0:
+        options = _gate_options(*squeeze(folded))
+        if not options:
             return None
-        prefixes.update(key[:i] for i in (*gaps, stop) if 0 < i <= stop)
-    return frozenset(prefixes)
+        best = max(options, key=lambda words: min(map(len, words)))
+        gates.update(w.encode("utf-8", "surrogatepass") for w in best)
+    return frozenset(gates)
 
 
 def _tables(b: _Builder) -> Tables:
-    words = {f: (tid * FIELD_BITS,) for f, tid in b.term_ids.items() if _is_one_word(f)}
+    words: dict[bytes, tuple[int, ...]] = {
+        f.encode("utf-8", "surrogatepass"): (tid * FIELD_BITS,)
+        for f, tid in b.term_ids.items()
+        if _is_one_word(f)
+    }
+    terms = _term_automaton(b)
+    gates = _key_gates(b) if terms is not None else frozenset()
+    # The gate words carry a token of no term (the next term id): the word memo's lookup finds them
+    # with the terms, and no rule's need holds it.
+    gate = len(b.term_ids) * FIELD_BITS if gates is not None else None
+    for word in gates or ():
+        words[word] = (*words.get(word, ()), len(b.term_ids) * FIELD_BITS)
     fuzzy = [(spec, fuzzy_token(fid, 0)) for fid, spec in enumerate(b.fuzzy_specs)]
     return Tables(
-        terms=_term_automaton(b),
-        term_prefixes=_key_prefixes(b),
+        terms=terms,
+        gate=gate,
         memo=WordMemo(words, fuzzy),
         scan_fields=tuple(sorted(b.scan_fields)),
         fuzzy_specs=tuple(b.fuzzy_specs),
@@ -229,9 +292,9 @@ def _tables(b: _Builder) -> Tables:
     )
 
 
-def _index(need: frozenset[int], rule: int, table: dict[int, set[int]]) -> None:
+def _index(need: frozenset[int], rule: int, table: dict[int, int]) -> None:
     for token in need:
-        table.setdefault(token, set()).add(rule)
+        table[token] = table.get(token, 0) | 1 << rule
 
 
 def compile_program(rules: Sequence[Rule]) -> Program:
@@ -239,26 +302,29 @@ def compile_program(rules: Sequence[Rule]) -> Program:
     b = _Builder()
     defaults = _field_ids(DEFAULT_FIELDS)
     nodes = tuple(b.node(rule.match, defaults) for rule in rules)
-    first: dict[int, set[int]] = {}
-    second: dict[int, set[int]] = {}
-    single: set[int] = set()
-    always: set[int] = set()
+    first: dict[int, int] = {}
+    second: dict[int, int] = {}
+    single = pair = always = exact = 0
     for i, node in enumerate(nodes):
         needs = sorted(node.needs(), key=len)
         if not needs:
-            always.add(i)
+            always |= 1 << i
             continue
+        if node.exact and len(needs) <= 2:
+            exact |= 1 << i
         _index(needs[0], i, first)
         if len(needs) > 1:
             _index(needs[1], i, second)
+            pair |= 1 << i
         else:
-            single.add(i)
+            single |= 1 << i
     return Program(
         rules=tuple(rules),
         nodes=nodes,
         tables=_tables(b),
-        first={k: frozenset(v) for k, v in first.items()},
-        second={k: frozenset(v) for k, v in second.items()},
-        single=frozenset(single),
-        always=frozenset(always),
+        index={t: (first.get(t, 0), second.get(t, 0)) for t in first.keys() | second.keys()},
+        single=single,
+        pair=pair,
+        always=always,
+        exact=exact,
     )

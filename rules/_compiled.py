@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rules._near import taking_part
-from rules._state import FIELD_BITS, DocState, Place, fuzzy_token
+from rules._state import DocState, Place, fuzzy_token
 
 TERM_COST, FUZZY_COST, NEAR_COST, REGEX_COST = 1, 20, 30, 100
 
@@ -30,6 +30,12 @@ class CNode:
 
     def held(self, st: DocState) -> bool:
         raise NotImplementedError
+
+    @property
+    def exact(self) -> bool:
+        """Whether the node holds exactly when every one of its `needs` is met: then the rule index,
+        which tests the two most selective needs, decides a rule with at most two needs alone."""
+        return False
 
     def spans(self, st: DocState, out: list[Place]) -> None:
         raise NotImplementedError
@@ -48,14 +54,14 @@ class CTerms(CNode):
     def held(self, st: DocState) -> bool:
         return not self.tokens.isdisjoint(st.hitset)
 
+    @property
+    def exact(self) -> bool:
+        return True
+
     def spans(self, st: DocState, out: list[Place]) -> None:
+        places = st.places
         for token in self.tokens.intersection(st.hitset):
-            f = token % FIELD_BITS
-            nt = st.norm(f)
-            if nt.starts is None:  # folding kept every offset
-                out.extend((f, s, e) for s, e in st.term_spans(token))
-            else:
-                out.extend((f, *nt.to_original(s, e)) for s, e in st.term_spans(token))
+            out.extend(places(token))
 
     def needs(self) -> Needs:
         return [self.tokens]
@@ -143,6 +149,15 @@ class CBool(CNode):
                 return False
         return True
 
+    @property
+    def exact(self) -> bool:
+        """`all` of term lists, and at most one term list as `any`: the needs say it all."""
+        return (
+            not self.none
+            and not self.all_other
+            and (not self.has_any or (len(self.any) == 1 and isinstance(self.any[0], CTerms)))
+        )
+
     def _any_held(self, st: DocState) -> bool:
         for child in self.any:  # noqa: SIM110
             if child.held(st):
@@ -222,9 +237,9 @@ class NearOperand:
 
 class CNear(CNode):
     def __init__(
-        self, operands: Sequence[Sequence[OperandLeaf]], within: int, fields: tuple[int, ...]
+        self, operands: Sequence[NearOperand], within: int, fields: tuple[int, ...]
     ) -> None:
-        self.operands = tuple(NearOperand(op, fields) for op in operands)
+        self.operands = tuple(operands)
         self.within, self.fields = within, fields
         self.cost = NEAR_COST + sum(op.cost for op in self.operands)
         # Per field, the term sets of the operands made of terms only: each must meet a term found

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -124,15 +124,16 @@ class _Judge:
 
 
 class WordMemo:
-    """Folded word -> its tokens: the one-word terms (fixed) and the fuzzy verdicts (learnt on
-    first sight). Safe to share between threads: a word is entered in the table before it is
-    marked seen, and a full memo is replaced, never cleared in place."""
+    """Folded word (UTF-8, see `NormalizedText.word_keys`) -> its tokens: the fixed ones (one-word
+    terms, see `rules._compile`) and the fuzzy verdicts (learnt on first sight). Safe to share
+    between threads: a word is entered in the table before it is marked seen, and a full memo is
+    replaced, never cleared in place."""
 
     __slots__ = ("_fixed", "_judge", "_limit", "_state")
 
     def __init__(
         self,
-        fixed: Mapping[str, tuple[int, ...]],
+        fixed: Mapping[bytes, tuple[int, ...]],
         fuzzy: Sequence[tuple[FuzzySpec, int]],
         limit: int = MEMO_WORDS,
     ) -> None:
@@ -140,35 +141,56 @@ class WordMemo:
         self._limit = limit
         judge = _Judge(fuzzy)
         self._judge = judge if judge.single or judge.anchored else None
-        self._state: tuple[set[str], dict[str, tuple[int, ...]]] = (set(), dict(fixed))
+        self._state: tuple[set[bytes], dict[bytes, tuple[int, ...]]] = (set(), dict(fixed))
 
     def __len__(self) -> int:
         """How many words it remembers."""
         return len(self._state[0])
 
-    def table(self, words: set[str]) -> dict[str, tuple[int, ...]]:
-        """The table, knowing every word of `words`; look words up with `table.keys() & words`."""
+    def table(self, words: Collection[bytes]) -> dict[bytes, tuple[int, ...]]:
+        """The table, knowing every word of `words`; look words up with `table.keys() & words`.
+
+        (One dict of every word seen, looked up by `map` over `dict.get`, would answer both
+        questions in one pass, and was measured: the two set operations cost less.)"""
         seen, table = self._state
-        if self._judge is None:
+        # `issuperset` walks a list in C without building a set: the common case, every word
+        # already seen, costs one hash lookup per word.
+        if self._judge is None or seen.issuperset(words):
             return table
-        new = words - seen
-        if new:
-            if len(seen) > self._limit:
-                seen, table = self._state = (set(), dict(self._fixed))
-                new = words
-            judge, fixed = self._judge.tokens, self._fixed
-            for word in new:
-                tokens = judge(word)
-                if tokens:
-                    table[word] = fixed.get(word, ()) + tokens
-                seen.add(word)
+        new = set(words).difference(seen)
+        if len(seen) > self._limit:
+            seen, table = self._state = (set(), dict(self._fixed))
+            new = set(words)
+        judge, fixed = self._judge.tokens, self._fixed
+        for word in new:
+            tokens = judge(word.decode("utf-8", "surrogatepass"))
+            if tokens:
+                table[word] = fixed.get(word, ()) + tokens
+            seen.add(word)
         return table
 
 
-def scoring_windows(spec: FuzzySpec, words: tuple[str, ...], starts: Iterable[int]) -> list[int]:
-    """The window starts among `starts` whose window scores at least the term's score."""
+def scoring_windows(spec: FuzzySpec, words: Sequence[bytes], starts: Iterable[int]) -> list[int]:
+    """The window starts among `starts` whose window (of words as `NormalizedText.word_keys` gives
+    them) scores at least the term's score."""
     n = spec.n
-    return [i for i in sorted(starts) if word_scores(spec, " ".join(words[i : i + n]))]
+    return [
+        i
+        for i in sorted(starts)
+        if word_scores(spec, b" ".join(words[i : i + n]).decode("utf-8", "surrogatepass"))
+    ]
+
+
+def positions(words: list[bytes], wanted: Iterable[bytes]) -> list[int]:
+    """Where the words of `wanted` stand in `words`: `list.count` and `list.index` look in C, where
+    a Python loop over every word of the field would cost more than the rest of the scoring."""
+    out: list[int] = []
+    for word in wanted:
+        i = -1
+        for _ in range(words.count(word)):
+            i = words.index(word, i + 1)
+            out.append(i)
+    return out
 
 
 def all_scoring_windows(spec: FuzzySpec, words: tuple[str, ...]) -> list[int]:

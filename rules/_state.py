@@ -21,6 +21,7 @@ from rules._fuzzy import (
     FuzzySpec,
     WordMemo,
     all_scoring_windows,
+    positions,
     scoring_windows,
     windows_around,
 )
@@ -46,7 +47,9 @@ class Tables:
     the fields to scan, and the leaves by id."""
 
     terms: Any  # ahocorasick.Automaton: squeezed key -> (len, term entries)
-    term_prefixes: frozenset[str] | None  # a field without one of these words has no hit
+    # The field-0 token the word memo gives the words of which a field must hold one to hold a hit
+    # of the automaton (`rules._compile._key_gates`); None: every field may.
+    gate: int | None
     memo: WordMemo
     scan_fields: tuple[int, ...]
     fuzzy_specs: tuple[FuzzySpec, ...]
@@ -96,15 +99,21 @@ def _word_spans(text: str, word: str) -> list[tuple[int, int]]:
     return out
 
 
+def _text(word: bytes) -> str:
+    return word.decode("utf-8", "surrogatepass")
+
+
 class DocState:
     """The per-document working memory of `Matcher.match`."""
 
     __slots__ = (
         "_fuzzy",
+        "_places",
         "_regex",
         "doc",
         "hits",
         "hitset",
+        "keys",
         "near",
         "near_held",
         "norms",
@@ -118,14 +127,16 @@ class DocState:
         self.doc = doc
         self.norms: dict[int, NormalizedText] = {}
         self.hits: dict[int, list[tuple[int, int]]] = {}  # term token -> folded spans
-        # Token found by the word memo -> the words that earned it (spans on demand).
-        self.word_hits: dict[int, list[str]] = {}
+        # Token found by the word memo -> the words (UTF-8) that earned it (spans on demand).
+        self.word_hits: dict[int, list[bytes]] = {}
+        self.keys: dict[int, list[bytes]] = {}  # field scanned -> its words (UTF-8), in order
         self.hitset: set[int] = set()  # every token found, as a set for fast set operations
         self.near: dict[int, list[Place]] = {}  # id of a compiled near -> its spans
         self.near_held: dict[int, bool] = {}  # id of a compiled near -> whether it holds
         # (id of a near operand, field) -> its occurrences: original span -> word range
         self.occurrences: dict[tuple[int, int], dict[tuple[int, int], tuple[int, int]]] = {}
         self._fuzzy: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        self._places: dict[int, list[Place]] = {}  # token -> `places`
         self._regex: dict[tuple[int, int], RegexResult] = {}
 
     def norm(self, f: int) -> NormalizedText:
@@ -154,31 +165,46 @@ class DocState:
                 return []
             text = self.norm(token % FIELD_BITS).text
             if len(words) == 1:
-                found = _word_spans(text, words[0])
+                found = _word_spans(text, _text(words[0]))
             else:  # a one-word fuzzy term scoring on several different words
-                found = sorted(span for word in set(words) for span in _word_spans(text, word))
+                found = sorted(
+                    span for word in set(words) for span in _word_spans(text, _text(word))
+                )
             self.hits[token] = found
+        return found
+
+    def places(self, token: int) -> list[Place]:
+        """The places of a term found (or of the words where a one-word fuzzy term scores), by its
+        token: once per document, whatever the number of rules that name it."""
+        found = self._places.get(token)
+        if found is None:
+            f = token % FIELD_BITS
+            nt = self.norm(f)
+            if nt.starts is None:  # folding kept every offset
+                found = [(f, s, e) for s, e in self.term_spans(token)]
+            else:
+                found = [(f, *nt.to_original(s, e)) for s, e in self.term_spans(token)]
+            self._places[token] = found
         return found
 
     def _scan_words(self, f: int) -> None:
         nt = self.norm(f)
         if not nt.text:
             return
-        words = set(nt.word_texts)
-        table = self.tables.memo.table(words)
+        # A list, not a set: the memo walks it in C, and only its hits are kept.
+        words = self.keys[f] = nt.word_keys()
+        tables = self.tables
+        table = tables.memo.table(words)
         word_hits = self.word_hits
         for word in table.keys() & words:
             for token in table[word]:
-                found = word_hits.get(token + f)
-                if found is None:
+                earned = word_hits.get(token + f)
+                if earned is None:
                     word_hits[token + f] = [word]
                 else:
-                    found.append(word)
-        tables = self.tables
-        if tables.terms is not None:
-            prefixes = tables.term_prefixes
-            if prefixes is None or not prefixes.isdisjoint(words):
-                self._scan_terms(nt.text, f)
+                    earned.append(word)
+        if tables.terms is not None and (tables.gate is None or tables.gate + f in word_hits):
+            self._scan_terms(nt.text, f)
 
     def _scan_terms(self, norm: str, f: int) -> None:
         marks: list[int] = []
@@ -212,21 +238,20 @@ class DocState:
 
     def _score_fuzzy(self, fid: int, f: int) -> list[tuple[int, int]]:
         spec = self.tables.fuzzy_specs[fid]
-        nt = self.norm(f)
-        words = nt.word_texts
-        if len(words) < spec.n:
-            return []
         if spec.filtered:
             anchors = self.word_hits.get(fuzzy_token(fid, f))
             if not anchors:
                 return []
+            # The field's words as scanned (a field with an anchor was scanned).
+            keys = self.keys[f]
             starts: set[int] = set()
-            for i, word in enumerate(words):
-                if word in anchors:
-                    starts.update(windows_around(i, spec.n, len(words)))
-            found = scoring_windows(spec, words, starts)
+            for i in positions(keys, anchors):
+                starts.update(windows_around(i, spec.n, len(keys)))
+            found = scoring_windows(spec, keys, starts)
         else:
-            found = all_scoring_windows(spec, words)
+            words = self.norm(f).word_texts
+            found = all_scoring_windows(spec, words) if len(words) >= spec.n else []
+        nt = self.norm(f)
         return [nt.word_span(i, i + spec.n - 1) for i in found]
 
     def regex(self, rid: int, f: int) -> RegexResult:

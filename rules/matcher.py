@@ -13,7 +13,6 @@ exactly those of `rules.reference`, whose docstring states the semantics;
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import repeat
 
 from monitor.errors import RuleError
 from rules._compile import Program, compile_program
@@ -23,8 +22,6 @@ from rules._state import DocState, Place
 from rules.ast import Document, Rule, RuleMatch
 from rules.explain import Explanation
 from rules.reference import explain_rule
-
-_NOTHING: frozenset[int] = frozenset()
 
 
 class Matcher:
@@ -39,21 +36,28 @@ class Matcher:
         """The rules that match `doc`, in the order they were given, with their spans."""
         program = self._program
         state = DocState(program.tables, doc)
-        hitset = state.scan()
-        # The unions run in C (`map` over the tokens found): this is per item, for every item.
-        first = _NOTHING.union(*map(program.first.get, hitset, repeat(_NOTHING)))
-        candidates = first & program.single
-        if len(first) > len(candidates):  # rules that need a second token found too
-            candidates |= first & _NOTHING.union(*map(program.second.get, hitset, repeat(_NOTHING)))
-        if program.always:
-            candidates |= program.always
+        # Rule sets are ints (`Program`). A plain loop: a document has a handful of tokens, fewer
+        # than it takes for `map` and `reduce` to repay making them.
+        first = second = 0
+        get = program.index.get
+        for token in state.scan():
+            masks = get(token)
+            if masks is not None:
+                first |= masks[0]
+                second |= masks[1]
+        # Rules whose most selective need is met, and their second one if they have one.
+        candidates = first & (program.single | second & program.pair) | program.always
         out: list[RuleMatch] = []
-        for i in sorted(candidates):
+        exact = program.exact
+        while candidates:  # lowest bit first: the rules in order
+            bit = candidates & -candidates
+            candidates ^= bit
+            i = bit.bit_length() - 1
             rule = program.rules[i]
             if rule.sources is not None and not applies(rule, doc):
                 continue
             node = program.nodes[i]
-            if node.held(state):
+            if bit & exact or node.held(state):
                 places: list[Place] = []
                 node.spans(state, places)
                 out.append(RuleMatch(rule.id, rule.level, state.spans(places)))

@@ -18,8 +18,11 @@ Words are the maximal runs of `\\w` characters (Unicode letters, digits, undersc
 text: the word boundaries used by terms, `near` and fuzzy terms.
 
 Almost every real text maps one character to one character (ASCII, curly quotes, dashes, accented
-Latin letters): then the folded text is made by one `str.translate` and needs no offset map. Only
-texts with combining marks or expanding characters (`ß`, `ﬁ`) take the per-cluster path.
+Latin letters): then the folded text needs no offset map. An ASCII text is folded by one
+`bytes.translate`; a text whose non-ASCII characters each fold to one character that folding keeps
+(curly quotes, dashes, accents, bullets, Cyrillic) by one `str.replace` per distinct character
+that changes, then the same translation; any other by one `str.translate`. Only texts with
+combining marks or expanding characters (`ß`, `ﬁ`) take the per-cluster path.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ _WORD_RE = re.compile(r"\w+")
 # The same words in an ASCII text (most folded texts: curly quotes and dashes fold to ASCII),
 # found without a Unicode category lookup per character.
 _ASCII_WORD_RE = re.compile(r"\w+", re.ASCII)
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+_NON_ASCII_NON_WORD_RE = re.compile(r"[^\x00-\x7f\w]")
+# For `bytes.translate`: every ASCII character that is not a word character (`\w`) becomes a space.
+_ASCII_SPLIT = bytes(c if chr(c).isalnum() or c == 95 else 32 for c in range(128)) + bytes(
+    range(128, 256)
+)
 _APOSTROPHES = frozenset("'’‘ʼ´′`")
 _EXTRA_LATIN = {"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "ŀ": "l"}
 _CYRILLIC_YO = frozenset("ёЁ")
@@ -101,7 +110,16 @@ class NormalizedText:
     case). Read-only; words are found on first use. (A slotted class rather than a frozen
     dataclass: the matcher makes one per field of every item, and this is measurably cheaper.)"""
 
-    __slots__ = ("_bounds", "_word_texts", "_words", "ends", "original", "starts", "text")
+    __slots__ = (
+        "_bounds",
+        "_spaced",
+        "_word_texts",
+        "_words",
+        "ends",
+        "original",
+        "starts",
+        "text",
+    )
 
     def __init__(
         self,
@@ -109,11 +127,15 @@ class NormalizedText:
         text: str,
         starts: tuple[int, ...] | None = None,
         ends: tuple[int, ...] | None = None,
+        spaced: tuple[str, ...] | None = None,
     ) -> None:
         self.original = original
         self.text = text
         self.starts = starts
         self.ends = ends
+        # The non-ASCII characters of `text` that are not word characters, when folding saw them
+        # all (None: not known).
+        self._spaced = spaced
         self._words: tuple[tuple[int, int], ...] | None = None
         self._word_texts: tuple[str, ...] | None = None
         self._bounds: tuple[list[int], list[int]] | None = None
@@ -137,6 +159,22 @@ class NormalizedText:
             pattern = _ASCII_WORD_RE if self.text.isascii() else _WORD_RE
             self._words = tuple(m.span() for m in pattern.finditer(self.text))
         return self._words
+
+    def word_keys(self) -> list[bytes]:
+        """The words, folded and UTF-8 encoded, in order: the keys of the word memo.
+
+        Bytes because they are made by `bytes.translate` and `bytes.split`, four times cheaper than
+        a regex listing the words as strings. Once the non-ASCII characters that are not word
+        characters are spaces, every byte of the UTF-8 form that is not ASCII belongs to a word
+        character, so splitting at the ASCII non-word bytes splits exactly at the words' ends."""
+        text = self.text
+        if not text.isascii():
+            if self._spaced is None:
+                text = _NON_ASCII_NON_WORD_RE.sub(" ", text)
+            else:
+                for ch in self._spaced:
+                    text = text.replace(ch, " ")
+        return text.encode("utf-8", "surrogatepass").translate(_ASCII_SPLIT).split()
 
     @property
     def word_texts(self) -> tuple[str, ...]:
@@ -168,23 +206,77 @@ class NormalizedText:
         return first, max(first, last)
 
 
-# ASCII whitespace other than the space itself (the only ASCII characters `str.isprintable` rejects
-# that fold to something else).
-_ASCII_SPACES = {ord(c): " " for c in map(chr, range(128)) if c.isspace()}
+def _fold_ascii_char(c: str) -> str:
+    if c == "-" or c.isspace():
+        return " "
+    return "'" if c == "`" else c.lower()
+
+
+# The fold of every ASCII character (the table's own answers), for `bytes.translate`.
+_ASCII_FOLD = "".join(_fold_ascii_char(chr(c)) for c in range(128)).encode() + bytes(
+    range(128, 256)
+)
+
+
+def _simple_fold(ch: str) -> str | None:
+    """The fold of a non-ASCII character when it is one character that folding keeps as it is, and
+    that the ASCII translation (`_ASCII_FOLD`) keeps too: then putting it in the character's place
+    and translating the ASCII characters of the whole text is the same as folding character by
+    character. None for every other character (marks, expansions, characters that vanish)."""
+    try:
+        folded = _TABLE[ord(ch)]
+        if folded != ch and _TABLE[ord(folded)] != folded:
+            return None
+    except _Complex:
+        return None
+    if folded.isascii() and _ASCII_FOLD[ord(folded)] != ord(folded):
+        return None
+    return folded
+
+
+_UNKNOWN = ""
+_SIMPLE: dict[str, str | None] = {}  # non-ASCII character -> `_simple_fold`, filled on first sight
+# Past this many distinct non-ASCII characters (CJK text), one `str.translate` is the cheaper way.
+_MOST_REPLACED = 64
+
+
+def _fold_by_replacing(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """The folded form of a text whose non-ASCII characters all have a `_simple_fold`, and the
+    non-ASCII characters of it that are not word characters; None for any other text.
+
+    `str.translate` looks every character up once a text is not ASCII. News text has a few
+    distinct non-ASCII characters (curly quotes, dashes, bullets, accented letters; in Cyrillic
+    text the capitals): this costs one `str.replace` per distinct character that changes, and one
+    translation of the ASCII characters (in UTF-8, a non-ASCII character is made of bytes that are
+    not ASCII, which the translation keeps). (An encoding error handler called per run of
+    non-ASCII characters was measured too: its exceptions cost more than this regex.)"""
+    chars = set(_NON_ASCII_RE.findall(text))
+    if len(chars) > _MOST_REPLACED:
+        return None
+    kept: list[str] = []
+    for ch in chars:
+        to = _SIMPLE.get(ch, _UNKNOWN)
+        if to == _UNKNOWN:
+            to = _SIMPLE[ch] = _simple_fold(ch)
+        if to is None:
+            return None
+        if to != ch:
+            text = text.replace(ch, to)
+        if not to.isascii() and not to.isalnum():
+            kept.append(to)
+    if not kept and text.isascii():
+        return text.encode().translate(_ASCII_FOLD).decode(), ()
+    utf8 = text.encode("utf-8", "surrogatepass")
+    return utf8.translate(_ASCII_FOLD).decode("utf-8", "surrogatepass"), tuple(kept)
 
 
 def normalize(text: str) -> NormalizedText:
     """Fold `text` for matching (see the module docstring) and keep the map back to `text`."""
     if text.isascii():
-        # The same result as the table below, by C string methods only.
-        folded = text.lower()
-        if "-" in folded:
-            folded = folded.replace("-", " ")
-        if "`" in folded:
-            folded = folded.replace("`", "'")
-        if not folded.isprintable():
-            folded = folded.translate(_ASCII_SPACES)
-        return NormalizedText(text, folded)
+        return NormalizedText(text, text.encode().translate(_ASCII_FOLD).decode())
+    replaced = _fold_by_replacing(text)
+    if replaced is not None:
+        return NormalizedText(text, replaced[0], spaced=replaced[1])
     try:
         return NormalizedText(text, text.translate(_TABLE))
     except _Complex:

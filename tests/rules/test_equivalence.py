@@ -290,20 +290,25 @@ def test_the_word_memo_gives_the_definition(terms: list[tuple[str, int]], word: 
     specs = [(fuzzy_spec(t, s), fuzzy_token(i, 0)) for i, (t, s) in enumerate(terms)]
     memo = WordMemo({}, specs)
     expected = {token for spec, token in specs if fuzz.ratio(spec.a, word) >= spec.score}
-    assert set(memo.table({word}).get(word, ())) == expected
+    key = word.encode()
+    assert set(memo.table([key]).get(key, ())) == expected
 
 
 def test_a_full_word_memo_starts_afresh_with_the_same_verdicts() -> None:
     specs = [(fuzzy_spec("tikhoretsk", 85), fuzzy_token(0, 0))]
-    fixed = {"depot": (8,)}
+    fixed = {b"depot": (8,)}
     memo = WordMemo(fixed, specs, limit=3)
-    texts = [{"tihoretsk", "depot", "the"}, {"of", "in", "a", "x"}, {"tikhoretsk", "depot"}] * 3
+    texts = [
+        [b"tihoretsk", b"depot", b"the"],
+        [b"of", b"in", b"a", b"x"],
+        [b"tikhoretsk", b"depot"],
+    ] * 3
     for words in texts:
         table = memo.table(words)
         assert {w: table[w] for w in table.keys() & words} == {
-            w: fixed.get(w, ()) + ((fuzzy_token(0, 0),) if w.endswith("retsk") else ())
+            w: fixed.get(w, ()) + ((fuzzy_token(0, 0),) if w.endswith(b"retsk") else ())
             for w in words
-            if w == "depot" or w.endswith("retsk")
+            if w == b"depot" or w.endswith(b"retsk")
         }
         assert len(memo) <= 3 + 4  # it started afresh instead of growing past its limit
-    assert len(WordMemo(fixed, specs).table(set().union(*texts))) == 3
+    assert len(WordMemo(fixed, specs).table([w for words in texts for w in words])) == 3

@@ -65,6 +65,11 @@ def test_words_and_word_ranges_are_in_original_offsets() -> None:
     assert nt.word_range(6, 7) == (1, 1)  # punctuation only: at the next word
 
 
+def test_every_ascii_character_folds_as_the_per_cluster_definition_says() -> None:
+    text = "".join(map(chr, range(128)))
+    assert normalize(text).text == _normalize_clusters(text).text
+
+
 def test_hostile_text_does_not_break_folding() -> None:
     for text in ["\udcff lone surrogate", "\u0301 leading mark", "\x00\x07-\x1f", "\U0010ffff" * 3]:
         nt = normalize(text)
@@ -78,7 +83,15 @@ def test_fold_collapses_separators_and_squeeze_keeps_where_they_were() -> None:
 
 
 ALPHABET = st.sampled_from(
-    [*"aZé-‑— '’ʼ`\t\n.,ßﬁЁёйКН½İ", "\u0301", "\u00ad", "\u200b", "\udcff", "\x1f", "ǅ"]
+    [
+        *"aZé-‑— '’ʼ`\t\n.,ßﬁЁёйКН½İ",
+        *("\u0301", "\u00ad", "\u200b", "\udcff", "\x1f", "ǅ"),
+        # Characters that fold to themselves (quotes, bullets, private use), to a character that
+        # folds again (full-width grave accent -> "`" -> "'"), or by context (capital sigma); and
+        # enough distinct ones to pass the limit of the replacing path.
+        *"“”•\ue000｀Σςкн",
+        *"αβγδεζηθικλμνξοπρστυφχψω",
+    ]
 )
 
 
@@ -100,3 +113,10 @@ def test_any_text_folds_and_maps_inside_itself(text: str) -> None:
         a, b = nt.to_original(start, end)
         assert 0 <= a < b <= len(text)
     assert normalize(nt.text).text == nt.text  # folding a folded text changes nothing
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(ALPHABET, max_size=30) | st.text(max_size=40))
+def test_word_keys_are_the_words_encoded(text: str) -> None:
+    nt = normalize(text)
+    assert nt.word_keys() == [w.encode("utf-8", "surrogatepass") for w in nt.word_texts]
