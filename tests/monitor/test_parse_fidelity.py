@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor import _fastparse
 from monitor import parse as parse_module
 from monitor._fastparse import parse_fast
 from monitor.errors import FetchError
@@ -56,7 +57,8 @@ def both(monkeypatch: pytest.MonkeyPatch) -> Iterator[Both]:
         used = fast is not None and bool(fast.entries)
         shipped = Outcome(*_parse(body, headers), fast=used)
         with monkeypatch.context() as patch:
-            patch.setattr(parse_module, "parse_fast", lambda body, headers: None)
+            # monitor.parse imports it when it parses (in the workers only): patch it at its source.
+            patch.setattr(_fastparse, "parse_fast", lambda body, headers: None)
             reference = Outcome(*_parse(body, headers), fast=False)
         return shipped, reference
 
