@@ -3,16 +3,17 @@
 - Every distinct term of every rule gets an id. Terms of one word are looked up among the field's
   words (one set intersection with the word memo); the squeezed keys (`rules.text.squeeze`) of all
   other terms go into ONE Aho-Corasick automaton, so a field is scanned once for all terms whatever
-  the number of rules.
+  the number of rules, and only if it holds one of the words the terms need (`_key_gates`).
 - Fuzzy terms get ids; their verdicts come from the same word memo (`rules._fuzzy`). A one-word
   fuzzy term is then exactly a token, like a term; one of several words has a token for its anchor
   words (a need), and its windows are scored only when a rule's answer depends on it.
 - Each rule becomes a tree of `rules._compiled` nodes; `any` lists of terms and one-word fuzzy terms
-  (and the `$lists` inside them) collapse into one set of tokens.
-- Two inverted indexes map each token to the rules whose most selective and second most selective
+  (and the `$lists` inside them) collapse into one set of tokens, and equal sub-trees into one node.
+- An inverted index maps each token to the rules whose most selective and second most selective
   needs it meets (`rules._compiled`), so a document only evaluates rules that what was found in it
   could make true; rules with no known need (regex alternatives, `none`-only conditions) are
-  evaluated for every document.
+  evaluated for every document, and rules whose needs are their whole condition (`CNode.exact`)
+  are not evaluated at all.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ class Program:
     single: int
     pair: int
     always: int
-    exact: int  # rules the index decides alone (`CNode.exact`): their trees are not evaluated
+    # Per rule, for those the index decides alone (`CNode.exact`), its terms' tokens: the rule's
+    # spans are the places of those found, and its tree is never evaluated. None for the others.
+    exact: tuple[frozenset[int] | None, ...]
 
 
 @dataclass
@@ -304,14 +307,15 @@ def compile_program(rules: Sequence[Rule]) -> Program:
     nodes = tuple(b.node(rule.match, defaults) for rule in rules)
     first: dict[int, int] = {}
     second: dict[int, int] = {}
-    single = pair = always = exact = 0
+    single = pair = always = 0
+    exact: list[frozenset[int] | None] = [None] * len(nodes)
     for i, node in enumerate(nodes):
         needs = sorted(node.needs(), key=len)
         if not needs:
             always |= 1 << i
             continue
         if node.exact and len(needs) <= 2:
-            exact |= 1 << i
+            exact[i] = frozenset().union(*needs)
         _index(needs[0], i, first)
         if len(needs) > 1:
             _index(needs[1], i, second)
@@ -326,5 +330,5 @@ def compile_program(rules: Sequence[Rule]) -> Program:
         single=single,
         pair=pair,
         always=always,
-        exact=exact,
+        exact=tuple(exact),
     )

@@ -8,8 +8,8 @@ collected as places, `(field, start, end)` tuples, and made `Span`s once per mat
 `needs` lists sets of term tokens that must ALL be met (each by at least one token found in the
 document) for the node to be able to hold; an empty list says nothing is known (a regex, a fuzzy
 term of several words without an anchor filter, a `none`-only node). The matcher evaluates a rule
-only when its two most selective needs are met, which two set operations per document decide for
-every rule at once.
+only when its two most selective needs are met, which the rule index decides for every rule at once
+(`rules._compile.Program`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rules._fuzzy import positions
 from rules._near import taking_part
-from rules._state import DocState, Place, fuzzy_token
+from rules._state import DocState, Place, fuzzy_token, word_spans
 
 TERM_COST, FUZZY_COST, NEAR_COST, REGEX_COST = 1, 20, 30, 100
 
@@ -59,9 +60,7 @@ class CTerms(CNode):
         return True
 
     def spans(self, st: DocState, out: list[Place]) -> None:
-        places = st.places
-        for token in self.tokens.intersection(st.hitset):
-            out.extend(places(token))
+        out.extend(st.term_places(self.tokens))
 
     def needs(self) -> Needs:
         return [self.tokens]
@@ -212,7 +211,10 @@ class NearOperand:
 
     def occurrences(self, st: DocState, f: int) -> dict[tuple[int, int], tuple[int, int]]:
         """Distinct original spans of the operand in field `f`, each with its first and last
-        word (spans are made into places only for the occurrences that take part)."""
+        word. The words of a field are numbered without listing their offsets: a word found by
+        the word memo by its positions among the field's words, a term found by the automaton by
+        counting the words before it (`NormalizedText.hit_range`); only a text whose folding moved
+        offsets, and fuzzy terms and regexes, map original spans to words."""
         key = (id(self), f)
         found = st.occurrences.get(key)
         if found is None:
@@ -221,21 +223,40 @@ class NearOperand:
 
     def _occurrences(self, st: DocState, f: int) -> dict[tuple[int, int], tuple[int, int]]:
         nt = st.norm(f)
-        spans = [
-            nt.to_original(s, e)
-            for token in self.terms[f].intersection(st.hitset)
-            for s, e in st.term_spans(token)
-        ]
+        if nt.starts is not None:
+            spans = [(s, e) for _, s, e in st.term_places(self.terms[f])]
+            spans += self._other_spans(st, f)
+            return {span: nt.word_range(*span) for span in spans}
+        out: dict[tuple[int, int], tuple[int, int]] = {}
+        for token in self.terms[f].intersection(st.hitset):
+            hits = st.hits.get(token)
+            if hits is None:  # the k-th place of a word is its k-th position
+                keys = st.keys[f]
+                for word in st.word_hits[token]:
+                    at = positions(keys, [word])
+                    out.update(zip(word_spans(nt.text, [word]), [(i, i) for i in at], strict=True))
+            else:
+                out.update([((s, e), nt.hit_range(s, e)) for s, e in hits])
+        for span in self._other_spans(st, f):
+            out[span] = nt.word_range(*span)
+        return out
+
+    def _other_spans(self, st: DocState, f: int) -> list[tuple[int, int]]:
+        """Original spans of the operand's fuzzy terms of several words and regexes in `f`."""
+        spans: list[tuple[int, int]] = []
         for leaf in self.others:
             if leaf.allowed is None or f in leaf.allowed:
                 if leaf.kind == "fuzzy":
                     spans.extend(st.fuzzy_spans(leaf.id, f))
                 else:
                     spans.extend(st.regex(leaf.id, f).spans)
-        return {span: nt.word_range(*span) for span in spans}
+        return spans
 
 
 class CNear(CNode):
+    """Held when some field holds a close-enough choice of one occurrence per operand (found by
+    the first such choice); its spans are the occurrences taking part in one."""
+
     def __init__(
         self, operands: Sequence[NearOperand], within: int, fields: tuple[int, ...]
     ) -> None:
@@ -244,9 +265,9 @@ class CNear(CNode):
         self.cost = NEAR_COST + sum(op.cost for op in self.operands)
         # Per field, the term sets of the operands made of terms only: each must meet a term found
         # in that field before the occurrences are worth listing.
-        self.gates = {
-            f: tuple(op.terms[f] for op in self.operands if not op.others) for f in fields
-        }
+        self.gates = tuple(
+            (f, tuple(op.terms[f] for op in self.operands if not op.others)) for f in fields
+        )
         # The same gates over all fields at once: one set test per operand turns most documents
         # away before any field is looked at.
         self.anywhere = tuple(
@@ -254,18 +275,14 @@ class CNear(CNode):
         )
 
     def held(self, st: DocState) -> bool:
-        key = id(self)
-        found = st.near_held.get(key)
-        if found is not None:
-            return found
-        hitset = st.hitset
-        for tokens in self.anywhere:
-            if tokens.isdisjoint(hitset):
-                return False
-        # Remembered: a `near` in a list is asked again when the rule's spans are collected.
-        found = st.near_held[key] = any(
-            self._field(st, f, first=True) for f in self._open_fields(st)
-        )
+        found = st.near_held.get(id(self))
+        if found is None:
+            hitset = st.hitset
+            for tokens in self.anywhere:
+                if tokens.isdisjoint(hitset):
+                    return False
+            # Remembered: a `near` in a list is asked again when the rule's spans are collected.
+            found = st.near_held[id(self)] = self._held(st)
         return found
 
     def spans(self, st: DocState, out: list[Place]) -> None:
@@ -279,14 +296,34 @@ class CNear(CNode):
     def needs(self) -> Needs:
         return [need for op in self.operands for need in op.needs()]
 
+    def _held(self, st: DocState) -> bool:
+        for f in self._open_fields(st):
+            per_operand: list[list[tuple[int, int]]] = []
+            for operand in self.operands:
+                occurrences = operand.occurrences(st, f)
+                if not occurrences:
+                    break
+                per_operand.append(list(occurrences.values()))
+            else:
+                if taking_part(per_operand, self.within, first=True):
+                    return True
+        return False
+
     def _open_fields(self, st: DocState) -> list[int]:
         """The fields where every operand made of terms has one found."""
         hitset = st.hitset
-        return [f for f, gate in self.gates.items() if all(not t.isdisjoint(hitset) for t in gate)]
+        out: list[int] = []
+        # Loops rather than all() over a generator: per candidate rule of every item.
+        for f, gate in self.gates:
+            for tokens in gate:
+                if tokens.isdisjoint(hitset):
+                    break
+            else:
+                out.append(f)
+        return out
 
-    def _field(self, st: DocState, f: int, first: bool = False) -> list[tuple[int, int]]:
-        """Original spans of the occurrences taking part in a close-enough choice in field `f`
-        (with `first`, stop at the first such choice: enough to know the near holds)."""
+    def _field(self, st: DocState, f: int) -> list[tuple[int, int]]:
+        """Original spans of the occurrences taking part in a close-enough choice in field `f`."""
         per_operand: list[dict[tuple[int, int], tuple[int, int]]] = []
         for operand in self.operands:
             occurrences = operand.occurrences(st, f)
@@ -295,4 +332,4 @@ class CNear(CNode):
             per_operand.append(occurrences)
         spans = [list(occ) for occ in per_operand]
         ranges = [list(occ.values()) for occ in per_operand]
-        return [spans[i][j] for i, j in taking_part(ranges, self.within, first=first)]
+        return [spans[i][j] for i, j in taking_part(ranges, self.within)]

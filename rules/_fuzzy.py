@@ -9,9 +9,14 @@ found at scan time like a term:
 - A window of n > 1 words `w1 ... wn` joined by spaces has LCS(a, b) <= sum LCS(a, wi) + (n - 1)
   (a common subsequence splits into its parts inside each word and the spaces). A window shorter
   than `shortest` cannot score, so a scoring window has sum LCS(a, wi) >= x = score * (len(a) +
-  shortest) / 200 - (n - 1), and one of its words has LCS(a, w) >= x / n: an *anchor*. Only
-  windows around an anchor are scored, so the filter never drops a window that scores. When the
-  bound says nothing (x <= 0: low scores), every window is scored.
+  shortest) / 200 - (n - 1), and one of its words has LCS(a, w) >= x / n. Besides, every word w of
+  a window b has LCS(a, b) <= min(LCS(a, w) + len(b) - len(w), len(a)) (the rest of the window
+  adds at most one per character), so a word of a scoring window has LCS(a, w) >= the least value
+  that lets some window length in [shortest, longest] score: `FuzzySpec.anchors`, by the word's
+  length. A word that passes both bounds is an *anchor*; every scoring window holds one (its
+  word passing the first bound passes the second). Only windows around an anchor are scored, so
+  the filter never drops a window that scores. When the first bound says nothing (x <= 0: low
+  scores), every window is scored.
 
 The memo is bounded (`MEMO_WORDS`): past it, a fresh one starts, which costs time, never answers.
 """
@@ -42,12 +47,20 @@ class FuzzySpec:
     score: int
     shortest: int = 0  # a window (joined by spaces) of another length cannot score
     longest: int = 1 << 30
-    anchor: int = 0  # terms of several words: least LCS(a, word) of an anchor; 0 = no filter
+    # Terms of several words: by a word's length, the least LCS(a, word) of an anchor (past the
+    # end: none); empty = no filter.
+    anchors: tuple[int, ...] = ()
 
     @property
     def filtered(self) -> bool:
         """Whether only the windows around an anchor word can score (several words only)."""
-        return self.n > 1 and self.anchor > 0
+        return self.n > 1 and bool(self.anchors)
+
+
+def is_anchor(spec: FuzzySpec, word: str) -> bool:
+    """The definition of an anchor (`_Judge` finds the same ones, in C)."""
+    need = spec.anchors[len(word)] if len(word) < len(spec.anchors) else None
+    return need is not None and LCSseq.similarity(spec.a.replace(" ", ""), word) >= need
 
 
 def fuzzy_spec(text: str, score: int) -> FuzzySpec:
@@ -62,7 +75,24 @@ def fuzzy_spec(text: str, score: int) -> FuzzySpec:
     longest = math.floor(len(a) * (200 - score) / score + 1e-9)
     x = score * (len(a) + shortest) / 200 - (n - 1)
     anchor = max(0, math.ceil(x / n - _EPS)) if n > 1 else 0
-    return FuzzySpec(a, n, score, shortest, longest, anchor)
+    if anchor == 0:
+        return FuzzySpec(a, n, score, shortest, longest)
+    anchors = tuple(
+        max(anchor, _least_lcs(len(a), n, score, shortest, longest, size))
+        for size in range(longest + 1)
+    )
+    return FuzzySpec(a, n, score, shortest, longest, anchors)
+
+
+def _least_lcs(size_a: int, n: int, score: int, shortest: int, longest: int, size: int) -> int:
+    """The least LCS(a, w) of a word w of `size` characters in a window of n words that scores
+    (size + 1: none can), by LCS(a, b) <= min(LCS(a, w) + len(b) - len(w), len(a))."""
+    lengths = range(max(shortest, size + 2 * (n - 1)), longest + 1)
+    for lcs in range(size + 1):
+        for b in lengths:
+            if 200 * min(lcs + b - size, size_a) >= (score - _EPS) * (size_a + b):
+                return lcs
+    return size + 1
 
 
 def word_scores(spec: FuzzySpec, b: str) -> bool:
@@ -82,11 +112,9 @@ class _Judge:
 
     def __init__(self, specs: Sequence[tuple[FuzzySpec, int]]) -> None:
         self.single = tuple((s, t) for s, t in specs if s.n == 1)
-        anchored = [(s.a.replace(" ", ""), s.anchor, t) for s, t in specs if s.filtered]
-        self.anchored = tuple(anchored)
-        self._anchor_terms = [a for a, _, _ in anchored]
-        self._least_anchor = min((least for _, least, _ in anchored), default=0)
+        self.anchored = tuple((s, t) for s, t in specs if s.filtered)
         self._by_length: dict[int, _Bucket] = {}
+        self._anchors_by_length: dict[int, _Bucket] = {}
 
     def _bucket(self, length: int) -> _Bucket:
         found = self._by_length.get(length)
@@ -100,6 +128,20 @@ class _Judge:
             )
         return found
 
+    def _anchor_bucket(self, length: int) -> _Bucket:
+        """The squeezed terms a word of `length` characters may anchor, with (least LCS, token)
+        each, and the least of those."""
+        found = self._anchors_by_length.get(length)
+        if found is None:
+            fits = [(s, t) for s, t in self.anchored if length < len(s.anchors)]
+            fits = [(s, t) for s, t in fits if s.anchors[length] <= length]
+            found = self._anchors_by_length[length] = (
+                [s.a.replace(" ", "") for s, _ in fits],
+                [(s.anchors[length], t) for s, t in fits],
+                min((s.anchors[length] for s, _ in fits), default=0),
+            )
+        return found
+
     def tokens(self, word: str) -> tuple[int, ...]:
         out: list[int] = []
         terms, scores, least = self._bucket(len(word))
@@ -110,16 +152,14 @@ class _Judge:
                 score, token = scores[k]
                 if fuzz.ratio(a, word) >= score:
                     out.append(token)
-        if self.anchored and len(word) >= self._least_anchor:
+        terms, needs, least = self._anchor_bucket(len(word))
+        if terms:
             for _, lcs, k in extract(
-                word,
-                self._anchor_terms,
-                scorer=LCSseq.similarity,
-                score_cutoff=self._least_anchor,
-                limit=None,
+                word, terms, scorer=LCSseq.similarity, score_cutoff=least, limit=None
             ):
-                if lcs >= self.anchored[k][1]:
-                    out.append(self.anchored[k][2])
+                need, token = needs[k]
+                if lcs >= need:
+                    out.append(token)
         return tuple(out)
 
 

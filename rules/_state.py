@@ -1,7 +1,7 @@
 """One document in the fast matcher: its folded fields, every term found in each field (one-word
 terms and fuzzy verdicts by one set intersection of the field's words with the word memo, the other
-terms by one automaton pass), and the answers of fuzzy windows, regexes and `near` computed at most
-once, and only when a rule's answer depends on them.
+terms by one automaton pass), and the answers of fuzzy windows, regexes and `near`, and the places
+and spans of terms, computed at most once, and only when a rule's answer depends on them.
 
 A *token* names a term in a field: `term id * 8 + field index`, and `-(fuzzy id + 1) * 8 + field
 index` for a fuzzy term (one word: a word of the field scores; several words: a word of the field
@@ -81,26 +81,27 @@ def _gaps_ok(marks: list[int], start: int, length: int, gaps: frozenset[int]) ->
     return True
 
 
-def _word_spans(text: str, word: str) -> list[tuple[int, int]]:
-    """Folded spans of the occurrences of `word` that are whole words of `text` (the runs of
-    `\\w`, which is exactly `isalnum()` or `_`): `str.find` is far cheaper than listing every word
-    of the text to pick out a few."""
+def word_spans(text: str, words: list[bytes]) -> list[tuple[int, int]]:
+    """Folded spans of the occurrences of `words` that are whole words of `text` (the runs of
+    `\\w`, which is exactly `isalnum()` or `_`), in order: `str.find` is far cheaper than listing
+    every word of the text to pick out a few."""
     out: list[tuple[int, int]] = []
-    size, step = len(text), len(word)
-    start = text.find(word)
-    while start >= 0:
-        end = start + step
-        if not (
-            (start and ((c := text[start - 1]).isalnum() or c == "_"))
-            or (end < size and ((c := text[end]).isalnum() or c == "_"))
-        ):
-            out.append((start, end))
-        start = text.find(word, end)
+    size = len(text)
+    for key in words:
+        word = key.decode("utf-8", "surrogatepass")
+        step = len(word)
+        start = text.find(word)
+        while start >= 0:
+            end = start + step
+            if not (
+                (start and ((c := text[start - 1]).isalnum() or c == "_"))
+                or (end < size and ((c := text[end]).isalnum() or c == "_"))
+            ):
+                out.append((start, end))
+            start = text.find(word, end)
+    if len(words) > 1:  # a one-word fuzzy term scoring on several different words
+        out.sort()
     return out
-
-
-def _text(word: bytes) -> str:
-    return word.decode("utf-8", "surrogatepass")
 
 
 class DocState:
@@ -110,6 +111,7 @@ class DocState:
         "_fuzzy",
         "_places",
         "_regex",
+        "_spans",
         "doc",
         "hits",
         "hitset",
@@ -131,12 +133,13 @@ class DocState:
         self.word_hits: dict[int, list[bytes]] = {}
         self.keys: dict[int, list[bytes]] = {}  # field scanned -> its words (UTF-8), in order
         self.hitset: set[int] = set()  # every token found, as a set for fast set operations
-        self.near: dict[int, list[Place]] = {}  # id of a compiled near -> its spans
+        self.near: dict[int, list[Place]] = {}  # id of a compiled near -> its places
         self.near_held: dict[int, bool] = {}  # id of a compiled near -> whether it holds
         # (id of a near operand, field) -> its occurrences: original span -> word range
         self.occurrences: dict[tuple[int, int], dict[tuple[int, int], tuple[int, int]]] = {}
         self._fuzzy: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self._places: dict[int, list[Place]] = {}  # token -> `places`
+        self._spans: dict[Place, Span] = {}  # see `spans`
         self._regex: dict[tuple[int, int], RegexResult] = {}
 
     def norm(self, f: int) -> NormalizedText:
@@ -155,35 +158,27 @@ class DocState:
         self.hitset.update(self.word_hits)
         return self.hitset
 
-    def term_spans(self, token: int) -> list[tuple[int, int]]:
-        """Folded spans of a term (or of the words where a one-word fuzzy term scores) found in a
-        field, by its token."""
-        found = self.hits.get(token)
-        if found is None:
-            words = self.word_hits.get(token)
-            if words is None:
-                return []
-            text = self.norm(token % FIELD_BITS).text
-            if len(words) == 1:
-                found = _word_spans(text, _text(words[0]))
-            else:  # a one-word fuzzy term scoring on several different words
-                found = sorted(
-                    span for word in set(words) for span in _word_spans(text, _text(word))
-                )
-            self.hits[token] = found
-        return found
+    def term_places(self, tokens: frozenset[int]) -> list[Place]:
+        """The places of those of `tokens` found."""
+        out: list[Place] = []
+        for token in tokens.intersection(self.hitset):
+            out.extend(self.places(token))
+        return out
 
     def places(self, token: int) -> list[Place]:
         """The places of a term found (or of the words where a one-word fuzzy term scores), by its
-        token: once per document, whatever the number of rules that name it."""
+        token: made once per document, whatever the number of rules that name it."""
         found = self._places.get(token)
         if found is None:
             f = token % FIELD_BITS
-            nt = self.norm(f)
+            nt = self.norms[f]  # a token found is of a field folded
+            spans = self.hits.get(token)
+            if spans is None:  # found by the word memo: find its words in the text
+                spans = word_spans(nt.text, self.word_hits[token])
             if nt.starts is None:  # folding kept every offset
-                found = [(f, s, e) for s, e in self.term_spans(token)]
+                found = [(f, s, e) for s, e in spans]
             else:
-                found = [(f, *nt.to_original(s, e)) for s, e in self.term_spans(token)]
+                found = [(f, *nt.to_original(s, e)) for s, e in spans]
             self._places[token] = found
         return found
 
@@ -263,5 +258,15 @@ class DocState:
 
     def spans(self, places: list[Place]) -> tuple[Span, ...]:
         """The distinct places as `Span`s, by field, start and end (the reference's order)."""
-        names, norm = FIELD_NAMES, self.norm
-        return tuple(Span(names[f], s, e, norm(f).original[s:e]) for f, s, e in sorted(set(places)))
+        made = self._spans
+        out: list[Span] = []
+        for place in sorted(set(places)):
+            span = made.get(place)
+            if span is None:
+                # Made once per document: rules that match one item often share spans, and a
+                # frozen dataclass costs more to make than everything else done for a span.
+                f, start, end = place
+                text = self.norm(f).original[start:end]
+                span = made[place] = Span(FIELD_NAMES[f], start, end, text)
+            out.append(span)
+        return tuple(out)

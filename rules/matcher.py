@@ -1,13 +1,14 @@
 """The fast matcher: compile rules once, then match each document with one scan per field.
 
-Per document: each field searched by some term is folded once; its distinct words are looked up
-in the word memo (one-word terms, and the fuzzy verdicts remembered per distinct word, see
-`rules._fuzzy`) by one set intersection, and its text is scanned once by the automaton of every
-term of several words; the rules that what was found could make true are then evaluated in order,
-cheap conditions first; fuzzy windows are scored, regexes run and `near` computed only when the
-rule's answer depends on them, and spans are made only for rules that hold. Answers and spans are
-exactly those of `rules.reference`, whose docstring states the semantics;
-`tests/rules/test_equivalence.py` checks it on generated rules and texts.
+Per document: each field searched by some term is folded once; its words are looked up in the word
+memo (one-word terms, and the fuzzy verdicts remembered per distinct word, see `rules._fuzzy`) by
+one set intersection, and its text is scanned by the automaton of every term of several words when
+it holds one of the words such a term needs; the rules that what was found could make true are
+then evaluated in order, cheap conditions first (not at all when what was found decides them);
+fuzzy windows are scored, regexes run and `near` computed only when the rule's answer depends on
+them, and spans are made only for rules that hold. Answers and spans are exactly those of
+`rules.reference`, whose docstring states the semantics; `tests/rules/test_equivalence.py` checks
+it on generated rules and texts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from monitor.errors import RuleError
 from rules._compile import Program, compile_program
 from rules._fields import applies
 from rules._shape import check_rules
-from rules._state import DocState, Place
+from rules._state import DocState
 from rules.ast import Document, Rule, RuleMatch
 from rules.explain import Explanation
 from rules.reference import explain_rule
@@ -48,19 +49,24 @@ class Matcher:
         # Rules whose most selective need is met, and their second one if they have one.
         candidates = first & (program.single | second & program.pair) | program.always
         out: list[RuleMatch] = []
-        exact = program.exact
+        rules, nodes, exact = program.rules, program.nodes, program.exact
         while candidates:  # lowest bit first: the rules in order
             bit = candidates & -candidates
             candidates ^= bit
             i = bit.bit_length() - 1
-            rule = program.rules[i]
+            rule = rules[i]
             if rule.sources is not None and not applies(rule, doc):
                 continue
-            node = program.nodes[i]
-            if bit & exact or node.held(state):
-                places: list[Place] = []
+            tokens = exact[i]
+            if tokens is not None:  # it holds: the index said so
+                places = state.term_places(tokens)
+            else:
+                node = nodes[i]
+                if not node.held(state):
+                    continue
+                places = []
                 node.spans(state, places)
-                out.append(RuleMatch(rule.id, rule.level, state.spans(places)))
+            out.append(RuleMatch(rule.id, rule.level, state.spans(places)))
         return out
 
     def explain(self, doc: Document, rule_id: str) -> Explanation:

@@ -11,9 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz
-from rapidfuzz.distance import LCSseq
 
-from rules._fuzzy import WordMemo, fuzzy_spec
+from rules._fuzzy import WordMemo, fuzzy_spec, is_anchor
 from rules._near import taking_part
 from rules._state import fuzzy_token
 from rules.ast import (
@@ -277,19 +276,27 @@ def test_a_window_that_scores_always_holds_an_anchor(
     spec = fuzzy_spec(" ".join(term), score)
     b = " ".join(window[: spec.n])
     if spec.filtered and fuzz.ratio(spec.a, b) >= score:
-        squeezed = spec.a.replace(" ", "")
-        assert any(LCSseq.similarity(squeezed, w) >= spec.anchor for w in window[: spec.n])
+        assert any(is_anchor(spec, w) for w in window[: spec.n])
 
 
-@settings(max_examples=300, deadline=None)
+fuzzy_terms = st.lists(fuzzy_words, min_size=1, max_size=2).map(" ".join)
+
+
+@settings(max_examples=500, deadline=None)
 @given(
-    terms=st.lists(st.tuples(fuzzy_words, st.integers(0, 100)), min_size=1, max_size=4),
+    terms=st.lists(st.tuples(fuzzy_terms, st.integers(0, 100)), min_size=1, max_size=4),
     word=fuzzy_words,
 )
 def test_the_word_memo_gives_the_definition(terms: list[tuple[str, int]], word: str) -> None:
+    """One-word terms: the word scores; terms of several words: the word is an anchor."""
     specs = [(fuzzy_spec(t, s), fuzzy_token(i, 0)) for i, (t, s) in enumerate(terms)]
     memo = WordMemo({}, specs)
-    expected = {token for spec, token in specs if fuzz.ratio(spec.a, word) >= spec.score}
+    expected = {
+        token
+        for spec, token in specs
+        if (fuzz.ratio(spec.a, word) >= spec.score if spec.n == 1 else spec.filtered)
+        and (spec.n == 1 or is_anchor(spec, word))
+    }
     key = word.encode()
     assert set(memo.table([key]).get(key, ())) == expected
 

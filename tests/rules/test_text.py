@@ -120,3 +120,24 @@ def test_any_text_folds_and_maps_inside_itself(text: str) -> None:
 def test_word_keys_are_the_words_encoded(text: str) -> None:
     nt = normalize(text)
     assert nt.word_keys() == [w.encode("utf-8", "surrogatepass") for w in nt.word_texts]
+
+
+def _is_word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(ALPHABET, max_size=20))
+def test_hit_range_counts_the_words_as_word_range_finds_them(text: str) -> None:
+    """For a text folded without moving offsets, and a span with no word character just before or
+    at its end (a term found)."""
+    nt = normalize(text)
+    if nt.starts is not None:
+        return
+    folded = nt.text
+    ends = [i for i in range(len(folded) + 1) if i == len(folded) or not _is_word_char(folded[i])]
+    starts = [i for i in range(len(folded)) if i == 0 or not _is_word_char(folded[i - 1])]
+    for i in starts:
+        for j in ends:
+            if i < j:
+                assert nt.hit_range(i, j) == nt.word_range(i, j)
