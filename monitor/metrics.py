@@ -8,6 +8,9 @@ sets), never by item or URL. The only per-source series are three gauges (last p
 last new item), one sample per source each: 2,000 sources cost 6,000 samples, enough to alert on one
 stuck source without per-source counters and histograms that would multiply that by a dozen.
 Label values are checked (`_label`): a URL or free text never becomes a label, so no secret leaks.
+
+prometheus_client is imported by the first `Metrics` only: a daemon without `metrics:` builds none
+and saves the import (about 1 MB resident, DESIGN §7).
 """
 
 from __future__ import annotations
@@ -20,15 +23,14 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.process_collector import ProcessCollector
+from typing import TYPE_CHECKING, Any
 
 from monitor import __version__
 from monitor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,8 @@ class _Snapshots:
                 per_source.pop(source, None)
 
     def _families(self, filled: bool = False) -> list[Metric]:
+        from prometheus_client.metrics_core import GaugeMetricFamily
+
         per_source = [
             ("monitor_source_last_poll_timestamp", "Unix time of the last poll", self.last_poll),
             (
@@ -120,6 +124,9 @@ class Metrics:
     """Every metric the daemon exports. Calls are cheap and never do I/O."""
 
     def __init__(self, instance_id: str = "", *, clock: Callable[[], float] = time.time) -> None:
+        from prometheus_client import CollectorRegistry, Info
+        from prometheus_client.process_collector import ProcessCollector
+
         self.registry = CollectorRegistry()
         self._clock = clock
         self._last_tick: float | None = None
@@ -131,6 +138,8 @@ class Metrics:
         info.info({"version": __version__, "instance_id": instance_id[:100]})
 
     def _define(self, r: CollectorRegistry) -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
         self._polls = Counter("monitor_polls_total", "Polls by outcome", ["outcome"], registry=r)
         self._poll_errors = Counter(
             "monitor_poll_errors_total", "Failed polls by error kind", ["kind"], registry=r
@@ -227,11 +236,15 @@ class Metrics:
 
     def render(self) -> bytes:
         """The text exposition format; safe to call from another thread than the one updating."""
+        from prometheus_client.exposition import generate_latest
+
         return generate_latest(self.registry)
 
 
 # --- HTTP ---------------------------------------------------------------------------------------
 
+# prometheus_client's CONTENT_TYPE_PLAIN_0_0_4, spelled out so the server needs no import of it.
+_EXPOSITION_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _MAX_LINE = 8192  # request line or one header; Prometheus sends a few hundred bytes
 _MAX_HEADERS = 100
 
@@ -427,7 +440,7 @@ class MetricsServer:
             # 2,000 sources take about 0.1 s of CPU to render: do it off the event loop, so polls
             # and deliveries keep their timing.
             body = await asyncio.to_thread(self._metrics.render)
-            return _Response(200, "OK", body, CONTENT_TYPE_PLAIN_0_0_4)
+            return _Response(200, "OK", body, _EXPOSITION_TYPE)
         return self._health()
 
     def _health(self) -> _Response:

@@ -9,6 +9,7 @@ start at once.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import threading
 import time
@@ -17,9 +18,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.util import CommandError
 from sqlalchemy import event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -106,22 +104,32 @@ class Database:
         return db
 
     def migrate(self) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(_MIGRATIONS))
-        config.set_main_option("path_separator", "os")
         with self.engine.connect() as conn, conn.begin():
             if self.dialect == "postgresql":
                 conn.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
                 )
-            config.attributes["connection"] = conn
-            try:
-                command.upgrade(config, "head")
-            except CommandError as error:
-                raise StorageError(
-                    f"database {safe_url(self.url)} has a schema this version does not know "
-                    f"(written by a newer source-monitor?): {error}"
-                ) from error
+            head = head_revision()
+            if head is not None and current_revisions(conn) == [head]:
+                return  # up to date: Alembic (8 MB resident once imported) is not needed
+            self._upgrade(conn)
+
+    def _upgrade(self, conn: Connection) -> None:
+        from alembic import command
+        from alembic.config import Config
+        from alembic.util import CommandError
+
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.set_main_option("path_separator", "os")
+        config.attributes["connection"] = conn
+        try:
+            command.upgrade(config, "head")
+        except CommandError as error:
+            raise StorageError(
+                f"database {safe_url(self.url)} has a schema this version does not know "
+                f"(written by a newer source-monitor?): {error}"
+            ) from error
 
     @contextlib.contextmanager
     def write(self, action: str) -> Iterator[Connection]:
@@ -168,6 +176,35 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\b[^=\n]*=\s*(.+?)\s*$", re.MULTILINE)
+
+
+def head_revision() -> str | None:
+    """The newest migration's id, read from the files without importing Alembic; None when the
+    files are not the plain single chain this reading understands (Alembic then decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (_MIGRATIONS / "versions").glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        fields = {m[1]: m[2] for m in _REVISION_LINE.finditer(path.read_text("utf-8"))}
+        revision, parent = fields.get("revision", ""), fields.get("down_revision", "")
+        if not re.fullmatch(r"\"\w+\"", revision) or not re.fullmatch(r"None|\"\w+\"", parent):
+            return None
+        revisions.add(revision.strip('"'))
+        if parent != "None":
+            parents.add(parent.strip('"'))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def current_revisions(conn: Connection) -> list[str]:
+    """What `alembic_version` says the database is at ([] for a new database)."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return []
+    return list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
 
 
 def _create_engine(url: URL) -> Engine:
