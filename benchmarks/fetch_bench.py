@@ -19,8 +19,9 @@ The farm shares the 2 cores with the daemon; its CPU time is printed with every 
 Fetcher's politeness (at least `min_spacing` between two requests to one host) bounds a cycle at
 about (feeds per host - 1) x min_spacing: with 40 hosts and 1 s that is 49 s, whatever the code
 does, so the "smallest possible" wall printed with the results takes it into account. The default
-spreads the 2,000 feeds over 1,000 hosts (two feeds each, 1.1 s at the least with the default
-1 s spacing): real watch lists mostly hold one or a few feeds per site.
+spreads the 2,000 feeds over 1,000 hosts (two feeds each): the second request to each host waits
+1 s (the default spacing), and those 1,000 requests take 5 waves of 200, so 1.5 s at the least.
+Real watch lists mostly hold one or a few feeds per site.
 """
 
 from __future__ import annotations
@@ -350,11 +351,14 @@ def sequential_poll(urls: Sequence[str], validators: dict[str, tuple[str, str]])
 
 def ideal_seconds(args: argparse.Namespace, spacing: float) -> float:
     """The wall a perfect client needs within the limits: the waves of requests the global and
-    per-host slots allow, and the politeness spacing between the starts of one host's requests."""
+    per-host slots allow; and, with politeness spacing, the last round of requests (one to each
+    host) cannot start before (feeds per host - 1) x spacing, and takes its own waves."""
     feeds, latency = int(args.feeds), float(args.latency)
-    per_host = math.ceil(feeds / int(args.hosts))
-    waves = max(math.ceil(feeds / int(args.concurrency)), math.ceil(per_host / int(args.per_host)))
-    return max(waves * latency, (per_host - 1) * spacing + latency)
+    hosts, concurrency = min(int(args.hosts), feeds), int(args.concurrency)
+    per_host = math.ceil(feeds / hosts)
+    waves = max(math.ceil(feeds / concurrency), math.ceil(per_host / int(args.per_host)))
+    last_round = (per_host - 1) * spacing + math.ceil(hosts / concurrency) * latency
+    return max(waves * latency, last_round if spacing > 0 else 0.0)
 
 
 def verdict(ok: bool) -> str:

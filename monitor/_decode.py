@@ -14,6 +14,9 @@ from typing import Any, Protocol
 from monitor.errors import FetchError
 
 _PIECE = 64 * 1024
+# Compressed bytes inflated per step: zlib copies the input it has not consumed yet at every step,
+# so a multi-megabyte chunk (aiohttp hands on all it has buffered at once) goes in slices.
+_SLICE = 64 * 1024
 
 try:  # brotli is optional; only a version with bounded output (max_output_length) is used
     import brotli as _brotli  # type: ignore[import-not-found, unused-ignore]
@@ -50,6 +53,14 @@ class _Zlib:
         self._started = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
+        if len(data) <= _SLICE:
+            return self._feed(data)
+        view = memoryview(data)
+        return (
+            out for at in range(0, len(view), _SLICE) for out in self._feed(view[at : at + _SLICE])
+        )
+
+    def _feed(self, data: bytes | memoryview) -> Iterator[bytes]:
         while data:
             try:
                 out = self._z.decompress(data, _PIECE)

@@ -18,12 +18,15 @@ reads still reads, and one it refuses fails with the same kind as before.
 
 Transport failures surface as the crude httpx exceptions `httpx_aiohttp` maps aiohttp's onto, with
 aiohttp's own as `__cause__`; `monitor._fetch_kinds.classify` sorts them by that cause.
+
+The Fetcher sends its requests through `monitor._feedclient`, which skips httpx when it can.
 """
 
 from __future__ import annotations
 
 import ssl
 import sys
+from collections import deque
 from typing import Any, get_args
 
 import aiohttp
@@ -44,6 +47,8 @@ _HTTPX_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20) 
 # CPython fixed SSL transports leaking on close in 3.12.8/3.13.1 (cpython#118960); aiohttp warns
 # when asked to clean them up on a fixed version.
 _CLEANUP_CLOSED = sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_info < (3, 13, 1)
+# A request extension telling `_Transport` to skip aiohttp: llhttp has refused the answer already.
+H11_ONLY = "monitor.h11_only"
 
 
 def open_client(
@@ -71,7 +76,12 @@ def open_client(
 
 class _AiohttpClient(httpx.AsyncClient):
     """httpx's client with aiohttp pools where httpx would make its own: the direct one and one
-    per environment proxy. httpx itself decides which requests go through which proxy."""
+    per environment proxy. httpx itself decides which requests go through which proxy. `direct`:
+    the pool of requests without a proxy (None when a transport was injected); `proxied`: whether
+    the environment names any proxy."""
+
+    direct: _Transport | None = None
+    proxied = False
 
     def _init_transport(
         self,
@@ -85,7 +95,9 @@ class _AiohttpClient(httpx.AsyncClient):
     ) -> httpx.AsyncBaseTransport:
         if transport is not None:
             return transport
-        return _Transport(limits, httpx.create_ssl_context(verify=verify, trust_env=trust_env))
+        context = httpx.create_ssl_context(verify=verify, trust_env=trust_env)
+        self.direct = _Transport(limits, context)
+        return self.direct
 
     def _init_proxy_transport(
         self,
@@ -97,6 +109,7 @@ class _AiohttpClient(httpx.AsyncClient):
         http2: bool = False,
         limits: httpx.Limits = _HTTPX_LIMITS,
     ) -> httpx.AsyncBaseTransport:
+        self.proxied = True
         context = httpx.create_ssl_context(verify=verify, trust_env=trust_env)
         return _Transport(limits, context, proxy)
 
@@ -106,22 +119,44 @@ class _Connector(aiohttp.TCPConnector):
     of one-off feed hosts, each fetch of the last keep-alive period would hold a socket, past the
     1,024 files a systemd service may open. As httpx's `max_keepalive_connections` does, keep at
     most `limit` idle and close the longest idle first. (`_conns` is aiohttp's idle pool, oldest
-    first per host; tests/monitor/test_transport.py checks the bound.)"""
+    first per host; tests/monitor/test_transport.py checks the bound.)
+
+    The longest idle is found in O(1): `_released` lists idle entries in the order they were
+    released, and an entry still idle is at the head of its host's queue (aiohttp appends there
+    and reuses from the front); entries reused or expired since are skipped on the way."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._released: deque[tuple[ConnectionKey, ResponseHandler, float]] = deque()
 
     def _release(
         self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False
     ) -> None:
         super()._release(key, protocol, should_close=should_close)
         idle = self._conns
-        while self._limit and sum(map(len, idle.values())) > self._limit:
-            oldest = min(idle, key=lambda k: idle[k][0][1])
-            proto, _ = idle[oldest].popleft()
-            if not idle[oldest]:
+        queue = idle.get(key)
+        if queue and queue[-1][0] is protocol:
+            self._released.append((key, protocol, queue[-1][1]))
+        if not self._limit or len(self._released) <= self._limit:
+            return
+        # Summing per host is C-speed and at most `limit` + 1 hosts long (3 us for 200).
+        over = sum(map(len, idle.values())) - self._limit
+        while over > 0 and self._released:
+            oldest, proto, at = self._released.popleft()
+            queue = idle.get(oldest)
+            if not queue or queue[0][0] is not proto or queue[0][1] != at:
+                continue  # reused, expired or closed since
+            queue.popleft()
+            if not queue:
                 del idle[oldest]
+            over -= 1
             transport = proto.transport
             proto.close()
             if oldest.is_ssl and not self._cleanup_closed_disabled:  # as aiohttp's own cleanup
                 self._cleanup_closed_transports.append(transport)
+        if len(self._released) > 4 * self._limit:  # mostly entries reused since: start afresh
+            entries = [(key, p, at) for key, queue in idle.items() for p, at in queue]
+            self._released = deque(sorted(entries, key=lambda entry: entry[2]))
 
 
 class _Transport(AiohttpTransport):
@@ -134,6 +169,12 @@ class _Transport(AiohttpTransport):
         super().__init__(verify=context, proxy=proxy, limits=limits, client=self._new_session)
         self._context = context
         self._h11: httpx.AsyncHTTPTransport | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        """aiohttp's session, made on first use, as `AiohttpTransport` makes it."""
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        return self.client
 
     def _new_session(self) -> aiohttp.ClientSession:
         connector = _Connector(
@@ -161,11 +202,12 @@ class _Transport(AiohttpTransport):
                 headers=request.headers,
                 extensions=request.extensions,
             )
-        try:
-            return await super().handle_async_request(request)
-        except aiohttp.ClientResponseError as exc:
-            if not isinstance(exc.__cause__, HttpProcessingError):
-                raise
+        if not request.extensions.get(H11_ONLY):
+            try:
+                return await super().handle_async_request(request)
+            except aiohttp.ClientResponseError as exc:
+                if not refused_head(exc):
+                    raise
         # A response head llhttp refused: ask again, and let h11 judge it (module docstring).
         if self._h11 is None:
             self._h11 = httpx.AsyncHTTPTransport(
@@ -179,4 +221,17 @@ class _Transport(AiohttpTransport):
             await self._h11.aclose()
 
 
-__all__ = ["DNS_CACHE_SECONDS", "HTTP_CLIENTS", "KEEPALIVE_SECONDS", "HttpClient", "open_client"]
+def refused_head(exc: aiohttp.ClientResponseError) -> bool:
+    """Whether llhttp refused the response's head (one that h11 may still read)."""
+    return isinstance(exc.__cause__, HttpProcessingError)
+
+
+__all__ = [
+    "DNS_CACHE_SECONDS",
+    "H11_ONLY",
+    "HTTP_CLIENTS",
+    "KEEPALIVE_SECONDS",
+    "HttpClient",
+    "open_client",
+    "refused_head",
+]

@@ -23,7 +23,9 @@ every request to it until then fails at once with `RateLimited`, without being s
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import re
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -34,6 +36,7 @@ from typing import Literal
 import httpx
 
 from monitor._decode import ACCEPT_ENCODING, decoder_for
+from monitor._feedclient import FeedClient, Reply
 from monitor._fetch_kinds import (
     RateLimited,
     classify,
@@ -42,8 +45,8 @@ from monitor._fetch_kinds import (
     safe_url,
     status_error,
 )
-from monitor._pacing import MIN_SPACING, HostPacer, Monotonic
-from monitor._transport import HttpClient, open_client
+from monitor._pacing import MIN_SPACING, HostPacer, Monotonic, Slots
+from monitor._transport import HttpClient
 from monitor.errors import FetchError
 
 MAX_REDIRECTS = 5
@@ -53,6 +56,7 @@ ACCEPT = (
 )
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -115,27 +119,36 @@ class _Redirect:
 
 
 def _header_value(value: str | None) -> str | None:
-    # A validator is echoed verbatim, but one with control characters would corrupt our request.
-    if not value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+    # A validator is echoed verbatim, but one with control characters would corrupt our request,
+    # and httpx cannot encode one beyond ASCII (a Latin-1 ETag failed every later poll): without
+    # it, the body hash still tells an unchanged feed.
+    if not value or not value.isascii() or _CONTROL.search(value):
         return None
     return value
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse(url: str) -> httpx.URL:
+    """Each source's URL is parsed on every poll, by the pipeline (`host_key`) and the fetch:
+    about 10 us each time. httpx.URL is immutable, so the parse is kept (~450 bytes a URL)."""
+    return httpx.URL(url)
 
 
 def host_key(url: httpx.URL | str) -> str:
     """The unit of politeness: one host and port (slots, pacing, pauses). An unparsable URL is its
     own unit (its fetch fails as `invalid_url` anyway)."""
     try:
-        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+        parsed = url if isinstance(url, httpx.URL) else _parse(url)
     except (httpx.InvalidURL, TypeError, ValueError):
         return str(url)
     return f"{parsed.host}:{parsed.port or parsed.scheme}"
 
 
 class Fetcher:
-    """Owns one httpx.AsyncClient; use as an async context manager. `http_client`: whose connection
-    pool it runs on (`monitor._transport`), unless `transport` is given; `min_spacing`: seconds
-    between two requests started to one host; `monotonic`: the pacer's clock (tests pass their
-    own)."""
+    """Owns one `FeedClient` (httpx's client, and aiohttp's session under it); use as an async
+    context manager. `http_client`: whose connection pool it runs on (`monitor._transport`),
+    unless `transport` is given; `min_spacing`: seconds between two requests started to one host;
+    `monotonic`: the pacer's clock (tests pass their own)."""
 
     def __init__(
         self,
@@ -163,13 +176,13 @@ class Fetcher:
         self._httpx_timeout = httpx.Timeout(timeout, connect=connect_timeout or timeout)
         self._transport = transport
         self._http_client: HttpClient = http_client
-        self._client: httpx.AsyncClient | None = None
-        self._slots = asyncio.Semaphore(concurrency)
-        self._hosts: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._client: FeedClient | None = None
+        self._slots = Slots(concurrency)
+        self._hosts: dict[str, tuple[Slots, list[int]]] = {}
         self.pacer = HostPacer(min_spacing, clock=monotonic or time.monotonic)
 
     async def __aenter__(self) -> Fetcher:
-        self._client = open_client(
+        self._client = FeedClient(
             self._http_client,
             concurrency=self._concurrency,
             transport=self._transport,
@@ -200,7 +213,7 @@ class Fetcher:
         return replace(result, elapsed=clock.elapsed())
 
     async def _follow(self, req: FetchRequest, clock: _Deadline) -> FetchResult:
-        url = httpx.URL(req.url)
+        url = _parse(req.url)
         seen = {str(url)}
         permanent: str | None = None
         leading_permanent = True
@@ -216,6 +229,8 @@ class Fetcher:
                     self._check_pause(key)
                 outcome = await self._hop(url, req, clock, key)
                 if isinstance(outcome, FetchResult):
+                    if permanent is None:
+                        return outcome
                     return replace(outcome, permanent_redirect=permanent)
                 url, permanent, leading_permanent = self._redirected(
                     url, outcome, seen, permanent, leading_permanent
@@ -253,10 +268,13 @@ class Fetcher:
 
     @asynccontextmanager
     async def _host_slot(self, key: str) -> AsyncIterator[None]:
-        semaphore, users = self._hosts.setdefault(key, (asyncio.Semaphore(self._per_host), [0]))
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = (Slots(self._per_host), [0])
+        slots, users = host
         users[0] += 1
         try:
-            async with semaphore:
+            async with slots:
                 yield
         finally:
             users[0] -= 1
@@ -280,9 +298,9 @@ class Fetcher:
         async with (
             self._slots,
             asyncio.timeout(clock.remaining()),
-            self._client.stream("GET", url, headers=self._request_headers(req)) as response,
+            self._client.get(url, self._request_headers(req)) as reply,
         ):
-            return await self._answer(response, req, key)
+            return await self._answer(reply, url, req, key)
 
     async def _pace(self, key: str, *, first_visit: bool) -> None:
         """Wait for the host's next start slot. A redirect back to a host this fetch already paced
@@ -307,11 +325,10 @@ class Fetcher:
             )
 
     async def _answer(
-        self, response: httpx.Response, req: FetchRequest, key: str
+        self, reply: Reply, url: httpx.URL, req: FetchRequest, key: str
     ) -> FetchResult | _Redirect:
-        code = response.status_code
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        where = safe_url(response.url)
+        code, headers = reply.status_code, reply.headers
+        where = safe_url(url)
         if headers.get("cf-mitigated", "").lower() == "challenge":
             raise FetchError("blocked", f"HTTP {code}: a bot challenge from {where}")
         if code in _REDIRECTS:
@@ -320,54 +337,65 @@ class Fetcher:
                 raise FetchError(f"http_{code}", f"HTTP {code} without Location from {where}")
             return _Redirect(code, location)
         if code == 304:
-            # Read the (empty) body: httpx closes a connection whose response was left unread, so
-            # without this every 304 costs a new connection (fetch_bench: 2,001 for 2,000 304s).
-            await response.aread()
-            return self._result("not_modified", response, headers, req, body_hash=req.body_hash)
+            # Read the (empty) body, so that the connection is kept for the next request.
+            await reply.drain()
+            return self._result("not_modified", url, code, headers, req, body_hash=req.body_hash)
         if code >= 300 or code < 200:
             error = status_error(code, headers, where)
             if error.retry_after is None:
                 raise error
-            origin = str(response.url.copy_with(path="/", query=None, fragment=None, userinfo=b""))
+            origin = str(url.copy_with(path="/", query=None, fragment=None, userinfo=b""))
             pause = self.pacer.pause(key, error.retry_after, kind=error.kind, origin=origin)
             raise RateLimited(error.kind, error.detail, error.retry_after, pause.origin)
         etag = headers.get("etag")
         if etag and etag == req.etag:
-            return self._result("unchanged", response, headers, req, body_hash=req.body_hash)
-        body = await self._read_body(response, where)
-        digest = hashlib.sha256(body).hexdigest()
-        if digest == req.body_hash:
-            return self._result("unchanged", response, headers, req, body_hash=digest)
-        return self._result("ok", response, headers, req, body_hash=digest, body=body)
+            return self._result("unchanged", url, code, headers, req, body_hash=req.body_hash)
+        pieces, digest = await self._read_body(reply, where)
+        if digest == req.body_hash:  # the body is never joined: most polls end here
+            return self._result("unchanged", url, code, headers, req, body_hash=digest)
+        body = b"".join(pieces)
+        return self._result("ok", url, code, headers, req, body_hash=digest, body=body)
 
-    async def _read_body(self, response: httpx.Response, where: str) -> bytes:
+    async def _read_body(self, reply: Reply, where: str) -> tuple[list[bytes], str]:
+        """The decoded body in pieces, and its sha256, hashed as the pieces arrive."""
         limit = self._max_bytes
-        declared = response.headers.get("content-length", "")
-        if (
-            not response.headers.get("content-encoding")
-            and declared.isdigit()
-            and int(declared) > limit
-        ):
+        headers = reply.headers
+        declared = headers.get("content-length", "")
+        coding = headers.get("content-encoding")
+        if not coding and declared.isdigit() and int(declared) > limit:
             raise FetchError("too_large", f"{declared} bytes announced by {where}, limit {limit}")
-        decoder = decoder_for(response.headers.get("content-encoding"))
-        body = bytearray()
-        async for chunk in response.aiter_raw():
-            self._extend(body, decoder.feed(chunk), where)
-        self._extend(body, decoder.finish(), where)
-        if not body.strip():
+        decoder = decoder_for(coding)
+        pieces: list[bytes] = []
+        digest = hashlib.sha256()
+        size = 0
+        async for chunk in reply.raw():
+            size = self._take(pieces, digest, size, decoder.feed(chunk), where)
+        self._take(pieces, digest, size, decoder.finish(), where)
+        if all(piece.isspace() or not piece for piece in pieces):  # as `not body.strip()`
             raise FetchError("empty", f"empty body from {where}")
-        return bytes(body)
+        return pieces, digest.hexdigest()
 
-    def _extend(self, body: bytearray, pieces: Iterator[bytes], where: str) -> None:
-        for piece in pieces:
-            body += piece
-            if len(body) > self._max_bytes:
+    def _take(
+        self,
+        pieces: list[bytes],
+        digest: hashlib._Hash,
+        size: int,
+        more: Iterator[bytes],
+        where: str,
+    ) -> int:
+        for piece in more:
+            size += len(piece)
+            if size > self._max_bytes:
                 raise FetchError("too_large", f"more than {self._max_bytes} bytes from {where}")
+            pieces.append(piece)
+            digest.update(piece)
+        return size
 
     @staticmethod
     def _result(
         status: Literal["ok", "not_modified", "unchanged"],
-        response: httpx.Response,
+        url: httpx.URL,
+        code: int,
         headers: dict[str, str],
         req: FetchRequest,
         *,
@@ -377,8 +405,8 @@ class Fetcher:
         keep = status != "ok"
         return FetchResult(
             status=status,
-            url=str(response.url),
-            status_code=response.status_code,
+            url=str(url),
+            status_code=code,
             body=body,
             headers=headers,
             etag=headers.get("etag") or (req.etag if keep else None),

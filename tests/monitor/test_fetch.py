@@ -21,6 +21,7 @@ import httpx
 import pytest
 import trustme
 
+from monitor._decode import decoder_for
 from monitor._transport import HTTP_CLIENTS, HttpClient
 from monitor.errors import FetchError
 from monitor.fetch import (
@@ -154,6 +155,15 @@ async def test_validators_with_control_characters_are_not_sent(
     assert "if-none-match" not in sent and "x-injected" not in sent
 
 
+async def test_validators_beyond_ascii_are_not_sent(server: FeedServer, fetcher: Fetcher) -> None:
+    # A Latin-1 ETag, as a server may send and we store: asking with it used to fail every poll.
+    server.route("/feed", RSS)
+    first = await fetch(fetcher, server.url("/feed"))
+    result = await fetch(fetcher, server.url("/feed"), etag='"caf\xe9"', body_hash=first.body_hash)
+    assert (result.status, result.body_hash) == ("unchanged", first.body_hash)
+    assert "if-none-match" not in server.requests("/feed")[1].headers
+
+
 # -- content encodings ---------------------------------------------------------------------------
 
 
@@ -195,6 +205,18 @@ async def test_unknown_content_encoding_is_a_network_error(
 
 
 # -- size limits ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+def test_a_large_compressed_chunk_decodes_in_small_pieces(coding: str) -> None:
+    # aiohttp hands on everything buffered as one chunk: megabytes, inflated a slice at a time.
+    body = b"".join(b"<item><title>%d</title></item>" % n for n in range(200_000))
+    packed = gzip.compress(body) if coding == "gzip" else zlib.compress(body)
+    assert len(packed) > 256 * 1024  # several slices
+    decoder = decoder_for(coding)
+    pieces = [*decoder.feed(packed), *decoder.finish()]
+    assert b"".join(pieces) == body
+    assert max(map(len, pieces)) <= 64 * 1024
 
 
 def _gzip_bomb(size: int) -> bytes:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor._pacing import MAX_PAUSE, HostPacer
+from monitor._pacing import MAX_PAUSE, HostPacer, Slots
 from monitor._transport import HTTP_CLIENTS, HttpClient
 from monitor.errors import FetchError
 from monitor.fetch import Fetcher, FetchRequest, FetchResult, RateLimited, host_key
@@ -200,6 +200,118 @@ def test_host_key_is_host_and_port() -> None:
     assert host_key("https://feeds.example.org:8443/a") == "feeds.example.org:8443"
     assert host_key("http://[::1]:8080/x") == "::1:8080"
     assert host_key("http://a:b:c/") == "http://a:b:c/"  # unparsable: its own unit
+
+
+# -- slots: the fetcher's limits on requests in flight -------------------------------------------
+
+
+async def settle() -> None:
+    """Let every task that can run, run (a few turns of the loop)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+class Holders:
+    """Tasks that enter `slots`, note the order they got in, and hold until told to leave."""
+
+    def __init__(self, slots: Slots) -> None:
+        self.slots = slots
+        self.order: list[int] = []
+        self.inside = 0
+        self.most = 0
+        self.leave: dict[int, asyncio.Event] = {}
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+
+    def start(self, n: int) -> None:
+        self.leave[n] = asyncio.Event()
+        self.tasks[n] = asyncio.create_task(self._hold(n))
+
+    async def _hold(self, n: int) -> None:
+        async with self.slots:
+            self.order.append(n)
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            try:
+                await self.leave[n].wait()
+            finally:
+                self.inside -= 1
+
+
+async def test_slots_are_taken_first_come_first_served() -> None:
+    holders = Holders(Slots(2))
+    for n in range(8):
+        holders.start(n)
+        await settle()
+    assert holders.order == [0, 1] and holders.slots.free == 0
+    for n in range(8):
+        holders.leave[n].set()
+        await settle()
+    assert holders.order == list(range(8))
+    assert holders.most == 2 and holders.slots.free == 2
+
+
+async def test_a_waiter_cancelled_in_the_queue_is_skipped() -> None:
+    holders = Holders(Slots(1))
+    for n in range(4):
+        holders.start(n)
+        await settle()
+    holders.tasks[1].cancel()
+    await settle()
+    holders.leave[0].set()
+    await settle()
+    assert holders.order == [0, 2]
+    for n in (2, 3):
+        holders.leave[n].set()
+        await settle()
+    assert holders.order == [0, 2, 3] and holders.slots.free == 1
+
+
+async def test_a_waiter_cancelled_after_it_was_handed_a_slot_hands_it_on() -> None:
+    holders = Holders(Slots(1))
+    for n in range(3):
+        holders.start(n)
+        await settle()
+    holders.leave[0].set()
+    await asyncio.sleep(0)  # 0 leaves and hands its slot to 1, which has not run yet
+    assert holders.order == [0] and holders.inside == 0 and holders.slots.free == 0
+    holders.tasks[1].cancel()
+    await settle()
+    assert holders.tasks[1].cancelled()
+    assert holders.order == [0, 2]
+    holders.leave[2].set()
+    await settle()
+    assert holders.slots.free == 1
+
+
+@given(st.lists(st.sampled_from(["enter", "leave", "cancel"]), max_size=60), st.integers(1, 4))
+def test_slots_never_exceed_the_limit_nor_leak(steps: list[str], limit: int) -> None:
+    async def run() -> None:
+        holders = Holders(Slots(limit))
+        started = 0
+        for step in steps:
+            alive = [n for n, t in holders.tasks.items() if not t.done()]
+            if step == "enter":
+                holders.start(started)
+                started += 1
+            elif step == "leave" and alive:
+                holders.leave[alive[0]].set()
+            elif step == "cancel" and alive:
+                holders.tasks[alive[-1]].cancel()
+            await settle()
+            assert holders.inside <= limit
+        for n in holders.tasks:
+            holders.leave[n].set()
+        await asyncio.gather(*holders.tasks.values(), return_exceptions=True)
+        assert holders.slots.free == limit
+        # Entries are first come, first served: the order taken is the order of arrival.
+        assert holders.order == sorted(holders.order)
+
+    asyncio.run(run())
+
+
+def test_slots_need_a_positive_limit() -> None:
+    with pytest.raises(ValueError):
+        Slots(0)
 
 
 # -- the fetcher against real servers ------------------------------------------------------------

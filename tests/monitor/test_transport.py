@@ -28,8 +28,11 @@ import httpx
 import pytest
 import trustme
 from httpx_aiohttp.transport import map_aiohttp_exceptions
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor._config_model import Polling
+from monitor._feedclient import _head
 from monitor._transport import HTTP_CLIENTS, HttpClient
 from monitor.config import load_config
 from monitor.errors import ConfigError, FetchError
@@ -340,7 +343,18 @@ async def test_cookies_are_handled_alike(server: FeedServer) -> None:
             await f.fetch(FetchRequest("one", server.url("/a")))
             await f.fetch(FetchRequest("two", server.url("/b")))
     sent = [r.headers.get("cookie") for r in server.requests("/b")]
-    assert sent[0] == sent[1]
+    assert sent == ["session=abc", "session=abc"]
+
+
+NAMES = st.sampled_from([b"ETag", b"etag", b"Set-Cookie", b"Cache-Control", b"X-\xe9", b"Vary"])
+VALUES = st.binary(max_size=12).map(lambda v: v.replace(b"\r", b"").replace(b"\n", b""))
+
+
+@given(st.lists(st.tuples(NAMES, VALUES), max_size=8))
+def test_response_headers_read_as_httpx_reads_them(raw: list[tuple[bytes, bytes]]) -> None:
+    # aiohttp's answers skip httpx's Headers: names lower-cased, repeats joined, one encoding
+    # (ASCII, else UTF-8, else Latin-1) for all, exactly as httpx.
+    assert _head(tuple(raw)) == dict(httpx.Headers(raw).items())
 
 
 # -- the pool ------------------------------------------------------------------------------------
@@ -379,6 +393,21 @@ async def test_idle_connections_are_bounded_by_concurrency(client: HttpClient) -
                 assert (await f.fetch(FetchRequest("s", s.url("/feed")))).status == "ok"
             assert await eventually(lambda: sum(s.open_connections for s in servers) <= 2)
         assert all(s.connections_opened == 1 for s in servers)
+
+
+async def test_the_longest_idle_connection_is_closed_first() -> None:
+    # aiohttp's pool (`_Connector`), past the idle bound: `one` was used last, so `two` goes; and
+    # after many reuses of one connection (entries for the reused ones skipped, then dropped).
+    with FeedServer() as one, FeedServer() as two, FeedServer() as three:
+        for s in (one, two, three):
+            s.route("/feed", RSS)
+        async with new_fetcher("aiohttp", concurrency=2) as f:
+            for s in (one, two, *[one] * 12, three):
+                assert (await f.fetch(FetchRequest("s", s.url("/feed")))).status == "ok"
+            assert await eventually(lambda: two.open_connections == 0)
+            assert one.open_connections == three.open_connections == 1
+            assert (await f.fetch(FetchRequest("s", one.url("/feed")))).status == "ok"
+        assert (one.connections_opened, two.connections_opened) == (1, 1)
 
 
 async def test_closing_the_fetcher_closes_its_connections(
