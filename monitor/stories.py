@@ -19,8 +19,9 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 # Longer feed titles are junk (an article pasted into <title>); the cap bounds the cost of hostile
 # input. Summaries given to `same_item` are cut at the same length.
@@ -98,6 +99,7 @@ def _mark_class() -> str:
 
 _WORD = rf"(?:[^\W_]|[{_mark_class()}])"
 _TOKEN_RE = re.compile(rf"\d+(?:\.\d+)+{_WORD}*|{_WORD}+")
+_TOKEN_SPLIT_RE = re.compile(f"({_TOKEN_RE.pattern})")
 
 # Spelled-out counts: "in Five Years" equals "in 5 Years", "Rises to Seven" differs from "to 8".
 # "one" is left out: it is more often a pronoun ("one of") than a count.
@@ -112,6 +114,7 @@ _NUMBER_WORDS = {
     )
     if word != "_"
 } | {"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "dozen": "12"}
+_NUMBER_WORD_SET = frozenset(_NUMBER_WORDS)
 
 # Words that carry no story: never a blocking key, never a name.
 _STOP = frozenset(
@@ -224,15 +227,22 @@ def _strip_suffix(title: str) -> str:
 def _clean(title: str) -> str:
     """NFKC, unified quotes and dashes, decorations removed; case kept, as names need it."""
     text = unicodedata.normalize("NFKC", title[:MAX_TITLE_CHARS])
-    text = " ".join(text.translate(_QUOTES).translate(_DASHES).split())
-    return _strip_suffix(_strip_prefix(text))
+    if text.isascii():  # the quotes and dashes to unify are all non-ASCII but these two
+        text = text.replace('"', "'").replace("`", "'")
+    else:
+        text = text.translate(_QUOTES).translate(_DASHES)
+    return _strip_suffix(_strip_prefix(" ".join(text.split())))
 
 
 def _canonical(text: str) -> str:
-    text = _THOUSANDS_RE.sub(lambda m: m.group(1) + m.group(2).replace(",", ""), text)
-    text = _ABBREVIATION_RE.sub(lambda m: m.group().replace(".", ""), text)  # U.S. -> US
-    text = _LETTER_DIGIT_HYPHEN_RE.sub("", text)  # KN-23 -> KN23, as some outlets write it
-    return _POSSESSIVE_RE.sub("", text)
+    # Each rewrite needs a character most headlines lack: looking for it is cheaper than a regex.
+    if "," in text:
+        text = _THOUSANDS_RE.sub(lambda m: m.group(1) + m.group(2).replace(",", ""), text)
+    if "." in text:
+        text = _ABBREVIATION_RE.sub(lambda m: m.group().replace(".", ""), text)  # U.S. -> US
+    if "-" in text:
+        text = _LETTER_DIGIT_HYPHEN_RE.sub("", text)  # KN-23 -> KN23, as some outlets write it
+    return _POSSESSIVE_RE.sub("", text) if "'" in text else text
 
 
 def _tokens(text: str) -> list[str]:
@@ -250,9 +260,10 @@ def normalize_title(title: str) -> str:
 # --- analysis of one headline -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Title:
-    """A headline analysed once: comparable words, content words, numbers, names, blocking keys."""
+class _Title(NamedTuple):
+    """A headline analysed once: comparable words, content words, numbers, names, blocking keys;
+    and what comparing it needs, made once too. (A tuple: made for every title stored and every
+    candidate compared, and a frozen dataclass costs several times as much to build.)"""
 
     text: str
     words: frozenset[str]
@@ -260,14 +271,14 @@ class _Title:
     numbers: frozenset[str]
     names: frozenset[str]
     keys: tuple[str, ...]
+    sorted_text: str  # the words in order, as token_sort_ratio sorts them
+    long_words: tuple[str, ...]  # words long enough for transliteration drift (_has_word)
 
 
-def _numbers(tokens: Sequence[str]) -> frozenset[str]:
-    found: set[str] = set()
-    for token in tokens:
-        if token in _NUMBER_WORDS:
-            found.add(_NUMBER_WORDS[token])
-        found.update(n.lstrip("0") or "0" for n in _NUMBER_RE.findall(token))
+def _numbers(text: str, words: frozenset[str]) -> frozenset[str]:
+    """The numbers of the words of `text` (tokens joined by spaces), spelled-out ones included."""
+    found = {_NUMBER_WORDS[w] for w in words & _NUMBER_WORD_SET}
+    found.update(n.lstrip("0") or "0" for n in _NUMBER_RE.findall(text))
     return frozenset(found)
 
 
@@ -280,21 +291,23 @@ def _is_title_case(words: Sequence[str]) -> bool:
     return sum(w[0].isupper() for w in long_words) / len(long_words) > 0.6
 
 
-def _names(cleaned: str) -> set[str]:
+def _names(canonical: str) -> set[str]:
     """Words that name someone or somewhere, folded. Sentence case: every capitalised word not
     opening a clause. Title Case: capitals say nothing, so only acronyms and a capitalised word
     right after a place preposition ("Depot in Toropets"). Both: a capitalised first word ("Russian
     drones" / "Ukrainian drones") and compass words ("North Korean" / "South Korean"). A name only
     counts against a headline that lacks it, so a reordering paraphrase never conflicts."""
-    text = _fold(_canonical(cleaned))
-    spans = [(m.group(), m.start()) for m in _TOKEN_RE.finditer(text)]
-    words = [w for w, _ in spans]
+    # Words at odd places, what comes before each at even ones.
+    parts = _TOKEN_SPLIT_RE.split(_fold(canonical))
+    words = parts[1::2]
     if not any(w.islower() for w in words):
         return set()  # ALL CAPS (or no words): capitals carry no signal
     title_case = _is_title_case(words)
     found: set[str] = set()
-    for i, (word, start) in enumerate(spans):
-        folded = _fold(word.casefold())
+    for i, word in enumerate(words):
+        folded = word.casefold()
+        if not folded.isascii():
+            folded = _fold(folded)
         if folded in _COMPASS:
             found.add(folded)
         if not word[0].isupper() or folded in _STOP or folded in _NUMBER_WORDS:
@@ -304,34 +317,39 @@ def _names(cleaned: str) -> set[str]:
         elif title_case:
             if words[i - 1].casefold() in _PLACE_PREPOSITIONS:
                 found.add(folded)
-        elif not _opens_clause(text, start):
+        elif not _opens_clause(parts[2 * i]):
             found.add(folded)
     return found
 
 
-def _opens_clause(text: str, start: int) -> bool:
-    """Whether the word at `start` follows a colon, a quote or a full stop ("Putin: Russia...")."""
-    before = text[:start].rstrip()
+def _opens_clause(before: str) -> bool:
+    """Whether the text between a word and the previous one ends with a colon, a quote or a full
+    stop ("Putin: Russia..."); no word ends with one of these."""
+    before = before.rstrip()
     return bool(before) and before[-1] in ":;.!?'\""
 
 
 @lru_cache(maxsize=8192)
 def _analyse(title: str) -> _Title:
-    cleaned = _clean(title)
-    tokens = [_SYNONYMS.get(t, t) for t in _tokens(_canonical(cleaned).casefold())]
+    canonical = _canonical(_clean(title))
+    folded = _tokens(canonical.casefold())
+    tokens = list(map(_SYNONYMS.get, folded, folded))
+    text = " ".join(tokens)
     words = frozenset(tokens)
     content = frozenset(
-        _stem(t) for t in tokens if t not in _STOP and (len(t) >= 3 or t[0].isdigit())
+        _stem(t) for t in words if t not in _STOP and (len(t) >= 3 or t[0].isdigit())
     )
     # A name must be one of the headline's own words, whatever case folding did to it.
-    names = frozenset(_SYNONYMS.get(n, n) for n in _names(cleaned)) & words
+    names = frozenset(_SYNONYMS.get(n, n) for n in _names(canonical)) & words
     return _Title(
-        text=" ".join(tokens),
+        text=text,
         words=words,
         content=content,
-        numbers=_numbers(tokens),
+        numbers=_numbers(text, words),
         names=names,
         keys=_pick_keys(content, names),
+        sorted_text=" ".join(sorted(tokens)),
+        long_words=tuple(w for w in words if len(w) >= 5),
     )
 
 
@@ -341,27 +359,35 @@ def _pick_keys(content: frozenset[str], names: frozenset[str]) -> tuple[str, ...
     nothing else is left. Same-story headlines share most content words, so their top few overlap;
     `same` insists that they do."""
     stemmed_names = {_stem(n) for n in names}
-    ranked = sorted(content, key=lambda w: (w not in stemmed_names, -len(w), w))
+    # Sorted by (name or not, length, word) as three stable sorts, the last key first: C-level
+    # keys instead of a Python one per word.
+    ranked = sorted(content)
+    ranked.sort(key=len, reverse=True)
+    ranked.sort(key=stemmed_names.__contains__, reverse=True)
     selective = [w for w in ranked if w not in _UBIQUITOUS]
     # Keys are index entries: a 1,000-letter "word" of a hostile title must not reach the index
     # (PostgreSQL refuses B-tree entries past ~2.7 kB). Cut alike on both sides, equal stays equal.
     return tuple(dict.fromkeys(w[:MAX_KEY_CHARS] for w in (selective or ranked)[:MAX_KEYS]))
 
 
-def _has_word(word: str, words: frozenset[str]) -> bool:
-    """`word` is in `words`, allowing transliteration drift (Tikhoretsk/Tihoretsk: 94.7)."""
-    if word in words:
+def _has_word(word: str, title: _Title) -> bool:
+    """`word` is one of `title`'s words, allowing transliteration drift (Tikhoretsk/Tihoretsk:
+    94.7)."""
+    if word in title.words:
         return True
-    # 88 keeps Austria/Australia (87.5) apart.
-    return len(word) >= 5 and any(len(w) >= 5 and fuzz.ratio(word, w) >= 88 for w in words)
+    if len(word) < 5 or not title.long_words:
+        return False
+    # 88 keeps Austria/Australia (87.5) apart. One call scores every word (the best is enough).
+    best = process.extractOne(word, title.long_words, scorer=fuzz.ratio)
+    return best is not None and best[1] >= 88
 
 
 def _names_conflict(a: _Title, b: _Title) -> bool:
     """A name only one side has is fine (one outlet omits "Kharkiv"); a name on each side that the
     other lacks is a different person or place ("in Toropets" / "in Tikhoretsk")."""
-    if all(_has_word(n, b.words) for n in a.names):
+    if all(_has_word(n, b) for n in a.names - b.words):
         return False
-    return not all(_has_word(n, a.words) for n in b.names)
+    return not all(_has_word(n, a) for n in b.names - a.words)
 
 
 # --- the matcher --------------------------------------------------------------------------------
@@ -394,9 +420,10 @@ class TitleStoryMatcher:
         ta, tb = _analyse(a), _analyse(b)
         if not ta.content or not tb.content or ta.numbers != tb.numbers:
             return False
-        if not set(ta.keys) & set(tb.keys) or _names_conflict(ta, tb):
+        if set(ta.keys).isdisjoint(tb.keys) or _names_conflict(ta, tb):
             return False
-        if ta.text == tb.text or fuzz.token_sort_ratio(ta.text, tb.text) >= self.threshold:
+        # token_sort_ratio, with the words sorted once per headline rather than per comparison
+        if ta.text == tb.text or fuzz.ratio(ta.sorted_text, tb.sorted_text) >= self.threshold:
             return True
         shared = len(ta.content & tb.content)
         dice = 2 * shared / (len(ta.content) + len(tb.content))

@@ -8,12 +8,15 @@ present) to check that no pair judged different in `benchmarks/dedup_truth.json`
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
 from hypothesis import example, find, given, settings
 from hypothesis import strategies as st
+from rapidfuzz import fuzz
 
+from monitor import stories
 from monitor.stories import (
     MAX_KEY_CHARS,
     MAX_KEYS,
@@ -418,3 +421,54 @@ def test_truth_file_holds_ids_and_verdicts_only() -> None:
     for a, b, verdict in data["pairs"]:
         assert len(a) == len(b) == 40 and int(a, 16) >= 0 and int(b, 16) >= 0
         assert verdict in {"same", "update", "related", "different"}
+
+
+# --- fast paths against plain references (speed never changes answers) ---
+
+_headline = st.lists(_word, min_size=1, max_size=14).map(" ".join) | st.text(max_size=80)
+
+
+def _reference_numbers(tokens: list[str]) -> frozenset[str]:
+    found: set[str] = set()
+    for token in tokens:
+        if token in stories._NUMBER_WORDS:
+            found.add(stories._NUMBER_WORDS[token])
+        found.update(n.lstrip("0") or "0" for n in stories._NUMBER_RE.findall(token))
+    return frozenset(found)
+
+
+def _reference_canonical(text: str) -> str:
+    text = stories._THOUSANDS_RE.sub(lambda m: m.group(1) + m.group(2).replace(",", ""), text)
+    text = stories._ABBREVIATION_RE.sub(lambda m: m.group().replace(".", ""), text)
+    text = stories._LETTER_DIGIT_HYPHEN_RE.sub("", text)
+    return stories._POSSESSIVE_RE.sub("", text)
+
+
+def _reference_keys(content: frozenset[str], names: frozenset[str]) -> tuple[str, ...]:
+    stemmed_names = {stories._stem(n) for n in names}
+    ranked = sorted(content, key=lambda w: (w not in stemmed_names, -len(w), w))
+    selective = [w for w in ranked if w not in stories._UBIQUITOUS]
+    return tuple(
+        dict.fromkeys(w[: stories.MAX_KEY_CHARS] for w in (selective or ranked)[: stories.MAX_KEYS])
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(_headline, _headline)
+@example("Strike near Tikhoretsk", "Strike near Tihoretsk depot")
+@example("KN-23 fired, 1,001 days on", "«Five» U.S. drones' ‘strike’ — 4.5 km")
+def test_analysis_fast_paths_match_their_references(a: str, b: str) -> None:
+    ta, tb = stories._analyse(a), stories._analyse(b)
+    cleaned = stories._clean(a)
+    assert stories._canonical(cleaned) == _reference_canonical(cleaned)
+    text = unicodedata.normalize("NFKC", a[: stories.MAX_TITLE_CHARS])
+    text = " ".join(text.translate(stories._QUOTES).translate(stories._DASHES).split())
+    assert cleaned == stories._strip_suffix(stories._strip_prefix(text))
+    assert ta.numbers == _reference_numbers(ta.text.split())
+    assert ta.keys == _reference_keys(ta.content, ta.names)
+    # token_sort_ratio sorts the words of each side on every call; the analysis sorts them once
+    sorted_ratio = fuzz.ratio(ta.sorted_text, tb.sorted_text)
+    assert sorted_ratio == fuzz.token_sort_ratio(ta.text, tb.text)
+    for name in ta.names | tb.names | {"tikhoretsk", "australia"}:
+        drift = any(len(w) >= 5 and fuzz.ratio(name, w) >= 88 for w in tb.words)
+        assert stories._has_word(name, tb) == (name in tb.words or (len(name) >= 5 and drift))

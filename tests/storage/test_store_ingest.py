@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from monitor.model import Item
 from rules.ast import RuleMatch
 from storage import IngestResult, Store
+from storage._schema import items, stories, story_keys
 from tests.storage.storefakes import (
     BACKFILL,
     LEASE,
@@ -269,3 +271,64 @@ def test_naive_published_dates_are_read_as_utc(two_sources: Store) -> None:
     naive = (T0 - HOUR).replace(tzinfo=None)
     result = ingest(store, "a", [item("a", "a1", "KN-23 naive", published=naive)])
     assert result == IngestResult(1, 0, 1, 2)
+
+
+def _stories_of(db_url: str) -> tuple[dict[str, int], dict[int, str], dict[int, set[str]]]:
+    """Item key -> story id, story id -> title, story id -> blocking keys, as stored."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            story_of = {
+                key: story for key, story in conn.execute(sa.select(items.c.key, items.c.story_id))
+            }
+            titles = {
+                story: title
+                for story, title in conn.execute(sa.select(stories.c.id, stories.c.title))
+            }
+            keys: dict[int, set[str]] = {}
+            for story_id, key in conn.execute(sa.select(story_keys.c.story_id, story_keys.c.key)):
+                keys.setdefault(story_id, set()).add(key)
+    finally:
+        engine.dispose()
+    return story_of, titles, keys
+
+
+def test_stories_a_poll_starts_are_written_with_their_own_titles_and_keys(
+    two_sources: Store, db_url: str
+) -> None:
+    # Stories are written once per poll after grouping: each item must get the id of the story
+    # it started or joined, and each story its first item's title and keys, also after others.
+    store = two_sources
+    later_polls(store)
+    link = "https://y.example/floods"
+    batch = [
+        item("a", "a1", "Drone strike hits fuel depot near Kursk"),
+        item("a", "a2", "Heavy storms flood Seoul suburbs", canonical_link=link),
+        item("a", "a3", "Drone strike hits fuel depot near Kursk"),  # joins a1 by title
+        item("a", "a4", "Rivers rise", canonical_link=link),  # joins a2 by link
+        item("a", "a5", "Ministers gather for budget talks"),
+        item("a", "a6", ""),  # no title, no link: a story of its own, without keys
+    ]
+    assert ingest(store, "a", batch) == IngestResult(6, 0, 1, 2)  # depot, once
+    story_of, titles, keys = _stories_of(db_url)
+    assert story_of["a1"] == story_of["a3"] and story_of["a2"] == story_of["a4"]
+    started = [story_of[k] for k in ("a1", "a2", "a5", "a6")]
+    assert len(set(started) | {story_of["a-seed"]}) == 5  # both seeds are one story
+    assert [titles[s] for s in started] == [batch[i].title for i in (0, 1, 4, 5)]
+    assert keys[story_of["a5"]] == {"ministers", "gather", "budget", "talks"}
+    assert story_of["a6"] not in keys
+    # times are stored as SQLAlchemy writes them (SQLite compares them as text)
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        for column, written in [(items.c.fetched_at, 6), (items.c.seen_at, 6)]:
+            at_t0 = sa.select(sa.func.count()).where(column == T0)
+            assert conn.execute(at_t0).scalar_one() == written
+        at_t0 = sa.select(sa.func.count()).where(stories.c.created_at == T0)
+        assert conn.execute(at_t0).scalar_one() == len(started)
+        at_t0 = sa.select(sa.func.count()).where(story_keys.c.created_at == T0)
+        assert conn.execute(at_t0).scalar_one() == sum(len(keys[s]) for s in started if s in keys)
+    engine.dispose()
+    # the keys written serve the next poll: another source's report joins the story
+    later = [item("b", "b1", "Ministers gather for budget talks")]
+    assert ingest(store, "b", later, now=T0 + HOUR) == IngestResult(1, 0, 0, 0)
+    assert _stories_of(db_url)[0]["b1"] == story_of["a5"]
