@@ -261,7 +261,10 @@ class Poller:
     async def _record_unchanged(
         self, state: SourceState, result: FetchResult, now: datetime
     ) -> None:
-        next_poll = next_poll_after_success(now, state.interval, self._rng, max_age=result.max_age)
+        # No body to read a <ttl> from: the one of the latest body still holds.
+        next_poll = next_poll_after_success(
+            now, state.interval, self._rng, ttl=state.feed_ttl, max_age=result.max_age
+        )
         poll = UnchangedPoll(state.id, now, next_poll, result.etag, result.last_modified)
         # Returns once the batch holding this poll is stored; a failed batch raises here, so this
         # poll's outcome is `storage` like any poll whose write failed.
@@ -401,6 +404,7 @@ class Poller:
             stories=self._stories,
             dedup_window=self._config.dedup.window,
             rule_titles={r.id: r.title for r in compiled.ruleset.rules},
+            feed_ttl=ttl,
         )
         if outcome is None:
             log.warning("source %s: lease lost while polling; another instance took over", state.id)

@@ -63,6 +63,7 @@ def _source_update(*, listed: bool, new_items: bool) -> sa.Update:
         etag=sa.bindparam("b_etag", type_=sa.Text),
         last_modified=sa.bindparam("b_last_modified", type_=sa.Text),
         body_hash=sa.bindparam("b_body_hash", type_=sources.c.body_hash.type),
+        feed_ttl_s=sa.bindparam("b_feed_ttl", type_=sources.c.feed_ttl_s.type),
     )
     if listed:
         # Only a fetch that listed items ends the first poll: after an empty first fetch, the first
@@ -122,6 +123,7 @@ class Poll:
     stories: StoryMatcher
     dedup_window: timedelta
     rule_titles: Mapping[str, str]
+    feed_ttl: float | None = None  # the body's <ttl> in seconds, kept for the unchanged polls
 
 
 def ingest(db: Database, conn: Connection, poll: Poll) -> IngestResult | None:
@@ -330,5 +332,6 @@ def _update_source(conn: Connection, poll: Poll, *, new_items: bool, listed: boo
         "b_etag": poll.etag,
         "b_last_modified": poll.last_modified,
         "b_body_hash": poll.body_hash,
+        "b_feed_ttl": poll.feed_ttl,
     }
     conn.execute(_SOURCE_UPDATES[(listed, new_items)], params)

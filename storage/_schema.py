@@ -80,6 +80,9 @@ sources = sa.Table(
     sa.Column("redirect_to", sa.Text),
     sa.Column("redirect_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("redirect_seen_at", UTCDateTime),
+    # The feed's <ttl> in seconds from its latest parsed body (migration 0005): an unchanged poll
+    # has no body to read it from, and must keep honouring it.
+    sa.Column("feed_ttl_s", sa.Float),
     sa.Index("ix_sources_next_poll_at", "next_poll_at"),
 )
 

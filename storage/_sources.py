@@ -69,7 +69,9 @@ def _changes(row: Row[Any], spec: SourceSpec, now: datetime) -> dict[str, Any]:
     if row.url != spec.url:
         # Validators and the body hash describe the old URL; a new URL is a new feed, so its first
         # poll gets the first-poll backfill rule instead of alerting its whole archive.
-        changes.update(etag=None, last_modified=None, body_hash=None, polled_before=False)
+        changes.update(
+            etag=None, last_modified=None, body_hash=None, polled_before=False, feed_ttl_s=None
+        )
     if row.status == "disabled":
         changes["status"] = _status_after_disabled(row)
     if row.last_poll_at is not None and changes["interval_s"] < row.interval_s:
@@ -132,6 +134,7 @@ def _state(row: Row[Any]) -> SourceState:
         polled_before=row.polled_before,
         consecutive_failures=row.consecutive_failures,
         status=row.status,
+        feed_ttl=row.feed_ttl_s,
     )
 
 

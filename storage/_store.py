@@ -296,9 +296,11 @@ class Store:
         stories: StoryMatcher,
         dedup_window: timedelta,
         rule_titles: Mapping[str, str] | None = None,
+        feed_ttl: float | None = None,
     ) -> IngestResult | None:
         """Store one successful poll in one transaction: new items and edits, story grouping,
-        alerts (one per rule per story) and their pending deliveries, source state. None, and
+        alerts (one per rule per story) and their pending deliveries, source state (`feed_ttl`:
+        the body's <ttl> in seconds, which later unchanged polls keep honouring). None, and
         nothing written, when this instance no longer holds the lease."""
         poll = _ingest.Poll(
             source_id=source_id,
@@ -315,6 +317,7 @@ class Store:
             stories=stories,
             dedup_window=dedup_window,
             rule_titles=rule_titles or {},
+            feed_ttl=feed_ttl,
         )
         with self._db.write(f"cannot store the poll of {source_id}") as conn:
             return _ingest.ingest(self._db, conn, poll)

@@ -36,6 +36,7 @@ class SourceState:
     polled_before: bool
     consecutive_failures: int
     status: str
+    feed_ttl: float | None = None  # the <ttl> of its latest parsed body, in seconds
 
 
 class StoryMatcher(Protocol):

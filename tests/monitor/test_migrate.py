@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
@@ -57,19 +59,19 @@ def test_the_child_migrates_and_the_daemon_then_opens_without_alembic(tmp_path: 
 def test_an_outdated_database_is_still_migrated_in_process(tmp_path: Path) -> None:
     path = tmp_path / "monitor.db"
     Store.open(f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as conn:
-        # What 0004's downgrade does: the database is then at 0003.
-        conn.execute("ALTER TABLE sources DROP COLUMN last_items_at")
-        conn.execute("DROP INDEX ix_items_seen_at")
-        conn.execute("ALTER TABLE items DROP COLUMN seen_at")
-        conn.execute("UPDATE alembic_version SET version_num = '0003'")
-    conn.close()
+    # The newest migration undone by its own downgrade: the database is one revision behind.
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "-1")
+    engine.dispose()
+    behind = _revision(path)
+    assert behind and behind != [head_revision()]
     Store.open(f"sqlite:///{path}").close()
     assert _revision(path) == [head_revision()]
-    with sqlite3.connect(path) as conn:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
-    conn.close()
-    assert "seen_at" in columns
 
 
 @pytest.mark.parametrize("revision", ["9999", "0004x"])

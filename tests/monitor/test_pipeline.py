@@ -543,3 +543,28 @@ async def test_a_cancelled_poll_never_cancels_the_batch_the_others_wait_for() ->
     assert await batcher.add("c") == {"a", "b", "c"}
     assert await second == {"a", "b", "c"}
     assert first.cancelled() and written == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("etag", ['"v1"', None], ids=["304", "same-body"])
+async def test_a_feeds_ttl_still_holds_when_it_has_not_changed(
+    tmp_path: Path, server: FeedServer, etag: str | None
+) -> None:
+    # <ttl> is in minutes: 3 hours, longer than the 10-minute interval. An unchanged poll has no
+    # body to read it from; it must not fall back to the interval.
+    body = RSS.replace("<channel>", "<channel><ttl>180</ttl>", 1)
+    server.route("/feed", body, etag=etag)
+    async with environment(tmp_path, [("a", server.url("/feed")), ("b", server.url("/b"))]) as env:
+        server.route("/b", RSS, etag=etag)
+        await env.round()
+        for round_ in range(2):
+            polled_at = env.clock()
+            assert (await env.round()) == {"a": None, "b": None}  # unchanged
+            assert server.hits("/feed") == 2 + round_
+            wait = {sid: env.source(sid).next_poll - polled_at for sid in ("a", "b")}  # type: ignore[operator]
+            assert timedelta(hours=3) <= wait["a"] <= timedelta(hours=3) * 1.05
+            assert INTERVAL <= wait["b"] <= INTERVAL * 1.05
+        # A body without <ttl> ends it: the interval is back.
+        server.route("/feed", RSS.replace("Depot fire", "Depot fire again"), etag=None)
+        polled_at = env.clock()
+        await env.round()
+        assert env.source("a").next_poll - polled_at <= INTERVAL * 1.05  # type: ignore[operator]

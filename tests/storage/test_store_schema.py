@@ -58,7 +58,7 @@ def test_migrations_create_the_schema_the_models_describe(store: Store, db_url: 
         with engine.connect() as conn:
             assert set(sa.inspect(conn).get_table_names()) >= TABLES
             context = MigrationContext.configure(conn)
-            assert context.get_current_revision() == "0004"
+            assert context.get_current_revision() == "0005"
             assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
