@@ -329,7 +329,10 @@ def _opens_clause(before: str) -> bool:
     return bool(before) and before[-1] in ":;.!?'\""
 
 
-@lru_cache(maxsize=8192)
+# A headline is analysed once per poll that lists it and again whenever it is a candidate for a
+# new one. 1,024 entries hit 90% of the calls of a soak (8,192: 91%, for ~28 MB more; the same
+# CPU on a first poll of 2,000 real feeds: 29.1 s against 31.0 s).
+@lru_cache(maxsize=1024)
 def _analyse(title: str) -> _Title:
     canonical = _canonical(_clean(title))
     folded = _tokens(canonical.casefold())
