@@ -56,7 +56,7 @@ from benchmarks._feedfarm import (
     tree_cpu_seconds,
 )
 from monitor.config import Config, load_config
-from monitor.daemon import source_specs
+from monitor.daemon import settle_heap, source_specs
 from monitor.fetch import Fetcher
 from monitor.parse import FeedParser, ParsedFeed
 from monitor.pipeline import Poller, PollStats
@@ -228,6 +228,7 @@ class Rig:
                 instance_id=INSTANCE, clock=utcnow,
             )  # fmt: skip
             await self.parser.parse("warm-up", b"<rss><channel/></rss>", {}, "http://x/")
+            settle_heap()  # as `Daemon.run` does once started
             phases = []
             for name, setup in steps:
                 setup()

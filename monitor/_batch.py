@@ -25,9 +25,26 @@ R = TypeVar("R")
 class _Batch(Generic[T, R]):
     def __init__(self, loop: asyncio.AbstractEventLoop, linger: float) -> None:
         self.entries: list[T] = []
+        # One future per entry rather than one shared future shielded for each waiter: a cancelled
+        # waiter cancels only its own (its entry is written all the same), and waking a waiter
+        # takes the loop half the work (every unchanged poll comes through here).
+        self.waiters: list[asyncio.Future[R]] = []
         self.due = loop.time() + linger
         self.full = asyncio.Event()
-        self.done: asyncio.Future[R] = loop.create_future()
+
+    def set_result(self, result: R) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(result)
+
+    def set_exception(self, error: BaseException) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    def cancel(self) -> None:
+        for waiter in self.waiters:
+            waiter.cancel()
 
 
 class Batcher(Generic[T, R]):
@@ -51,12 +68,13 @@ class Batcher(Generic[T, R]):
             self._queue.append(_Batch(loop, self._linger))
         batch = self._queue[-1]
         batch.entries.append(entry)
+        done: asyncio.Future[R] = loop.create_future()
+        batch.waiters.append(done)
         if len(batch.entries) >= self._max:
             batch.full.set()
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._drain(), name="write-behind batch")
-        # Shielded: one waiter's cancellation must not cancel the write the others wait for.
-        return await asyncio.shield(batch.done)
+        return await done
 
     async def _drain(self) -> None:
         """Write the queued batches one after another, each when it is full or due."""
@@ -69,12 +87,12 @@ class Batcher(Generic[T, R]):
             try:
                 result = await asyncio.to_thread(self._write, batch.entries)
             except Exception as error:
-                batch.done.set_exception(error)
+                batch.set_exception(error)
             except BaseException:
                 # Cancelled (the loop is going away): nobody will write what is still queued.
                 for waiting in (batch, *self._queue):
-                    waiting.done.cancel()
+                    waiting.cancel()
                 self._queue.clear()
                 raise
             else:
-                batch.done.set_result(result)
+                batch.set_result(result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import os
 import random
@@ -57,6 +58,22 @@ def utcnow() -> datetime:
 
 def new_instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+# Young objects collected every 20,000 allocations instead of 700: most die young anyway, so far
+# fewer survive into the older generations whose collections walk the whole heap.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def settle_heap() -> None:
+    """Once start-up is done: freeze what it left alive (config, rule packs, modules, compiled
+    statements), which lives as long as the daemon, so that full collections stop walking it, and
+    collect the young generation less often. A collection holds the GIL, and an unchanged poll
+    cycle of 2,000 sources spent about 0.3 s of it in the collector (benchmarks.fetch_bench)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def source_specs(config: Config) -> list[SourceSpec]:
@@ -122,6 +139,7 @@ class Daemon:
                         digests=_digest_periods(cfg),
                         metrics=self.metrics,
                     )
+                    settle_heap()
                     if once:
                         return await self._run_once(poller, deliverer)
                     await self._run_forever(store, poller, deliverer, rulebook)

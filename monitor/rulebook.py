@@ -7,6 +7,7 @@ and `monitor sources` can say loudly that the files on disk are not what is runn
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,6 +80,10 @@ class Rulebook:
             return False
         self.current = compiled
         self.problems = ()
+        # The daemon froze what start-up left alive (`monitor.daemon.settle_heap`), the first rules
+        # with it: hand it back to the collector, or the old rules' reference cycles would never be
+        # freed.
+        gc.unfreeze()
         log.info("rules reloaded: %d rules", len(compiled.ruleset.rules))
         return True
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Dialect, Row
 
 from ._engine import Database, chunks
 from ._fetchstate import NOT_POLLED, polled_url, sync_changes
@@ -90,6 +90,50 @@ def _seconds(interval: timedelta) -> int:
     return max(1, round(interval.total_seconds()))
 
 
+# What a poller needs of a claimed row (see _state), and next_poll_at to hand them out earliest
+# first: returning every column would convert eight more timestamps per row for nothing.
+_CLAIMED = (
+    sources.c.id,
+    sources.c.url,
+    sources.c.moved_to,
+    sources.c.name,
+    sources.c.tags,
+    sources.c.interval_s,
+    sources.c.etag,
+    sources.c.last_modified,
+    sources.c.body_hash,
+    sources.c.polled_before,
+    sources.c.consecutive_failures,
+    sources.c.status,
+    sources.c.feed_ttl_s,
+    sources.c.next_poll_at,
+)
+
+
+def _claim(db: Database, include_not_due: bool) -> sa.Update:
+    now = sa.bindparam("b_now", type_=UTCDateTime)
+    due = sa.select(sources.c.id).where(
+        sources.c.status.not_in(NOT_POLLED),
+        sa.or_(sources.c.lease_owner.is_(None), sources.c.lease_until <= now),
+    )
+    if not include_not_due:
+        due = due.where(sources.c.next_poll_at <= now)
+    order = due.order_by(sources.c.next_poll_at, sources.c.id).limit(sa.bindparam("b_limit"))
+    return (
+        sources.update()
+        .where(sources.c.id.in_(db.lock_rows(order).scalar_subquery()))
+        .values(
+            lease_owner=sa.bindparam("b_owner", type_=sources.c.lease_owner.type),
+            lease_until=sa.bindparam("b_until", type_=UTCDateTime),
+        )
+        .returning(*_CLAIMED)
+    )
+
+
+# Built once per dialect and kind, as the claim runs every second in the daemon.
+_CLAIMS: dict[tuple[str, bool], sa.Update] = {}
+
+
 def claim_due_sources(
     db: Database,
     conn: Connection,
@@ -102,39 +146,32 @@ def claim_due_sources(
 ) -> list[SourceState]:
     if limit <= 0:
         return []
-    due = sa.select(sources.c.id).where(
-        sources.c.status.not_in(NOT_POLLED),
-        sa.or_(sources.c.lease_owner.is_(None), sources.c.lease_until <= now),
-    )
-    if not include_not_due:
-        due = due.where(sources.c.next_poll_at <= now)
-    due = db.lock_rows(due.order_by(sources.c.next_poll_at, sources.c.id).limit(limit))
-    rows = list(
-        conn.execute(
-            sources.update()
-            .where(sources.c.id.in_(due.scalar_subquery()))
-            .values(lease_owner=instance_id, lease_until=now + lease)
-            .returning(*sources.c)
-        )
-    )
-    rows.sort(key=lambda row: (row.next_poll_at, row.id))
+    key = (db.dialect, include_not_due)
+    statement = _CLAIMS.get(key)
+    if statement is None:
+        statement = _CLAIMS[key] = _claim(db, include_not_due)
+    params = {"b_now": now, "b_limit": limit, "b_owner": instance_id, "b_until": now + lease}
+    rows = sorted(conn.execute(statement, params), key=lambda row: (row.next_poll_at, row.id))
     return [_state(row) for row in rows]
 
 
-def _state(row: Row[Any]) -> SourceState:
+def _state(row: Sequence[Any]) -> SourceState:
+    # In _CLAIMED's order: unpacking the row takes half the time of reading it by column names.
+    (sid, url, moved_to, name, tags, interval_s, etag, last_modified, body_hash, polled_before,
+     failures, status, feed_ttl_s, _next) = row  # fmt: skip
     return SourceState(
-        id=row.id,
-        url=polled_url(row.url, row.moved_to),
-        name=row.name,
-        tags=tuple(row.tags),
-        interval=timedelta(seconds=row.interval_s),
-        etag=row.etag,
-        last_modified=row.last_modified,
-        body_hash=row.body_hash,
-        polled_before=row.polled_before,
-        consecutive_failures=row.consecutive_failures,
-        status=row.status,
-        feed_ttl=row.feed_ttl_s,
+        id=sid,
+        url=polled_url(url, moved_to),
+        name=name,
+        tags=tuple(tags),
+        interval=timedelta(seconds=interval_s),
+        etag=etag,
+        last_modified=last_modified,
+        body_hash=body_hash,
+        polled_before=polled_before,
+        consecutive_failures=failures,
+        status=status,
+        feed_ttl=feed_ttl_s,
     )
 
 
@@ -206,10 +243,22 @@ def record_not_modified(
     return result.rowcount == 1
 
 
+class _Stamped(sa.TypeDecorator[Any]):
+    """A UTCDateTime parameter that _stamp has already converted for the driver."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
 def _not_modified_many() -> sa.Update:
-    when = sa.bindparam("b_now", type_=UTCDateTime)
+    # The timestamps come converted (see _stamp): SQLAlchemy would convert each once for every
+    # place it appears in the statement, on every row.
+    when = sa.bindparam("b_now", type_=_Stamped())
     owner = sa.bindparam("b_owner", type_=sources.c.lease_owner.type)
-    values = success_values(owner, when, sa.bindparam("b_next", type_=UTCDateTime))
+    values = success_values(owner, when, sa.bindparam("b_next", type_=_Stamped()))
     # COALESCE keeps a stored validator the answer did not repeat, as record_not_modified does.
     values["etag"] = sa.func.coalesce(sa.bindparam("b_etag", type_=sa.Text), sources.c.etag)
     values["last_modified"] = sa.func.coalesce(
@@ -243,20 +292,38 @@ def record_not_modified_many(
         )
         written.update(conn.execute(query).scalars())
     if written:
-        rows = [_not_modified_params(instance_id, by_id[sid]) for sid in sorted(written)]
+        stamp = _stamp(conn.dialect)
+        try:
+            rows = [_not_modified_params(instance_id, by_id[sid], stamp) for sid in sorted(written)]
+        except ValueError as error:  # a naive datetime: fails the batch as the statement would
+            raise sa.exc.StatementError(str(error), None, None, error) from error
         conn.execute(_NOT_MODIFIED_MANY, rows)
     return written
 
 
-def _not_modified_params(instance_id: str, poll: UnchangedPoll) -> dict[str, Any]:
+def _not_modified_params(
+    instance_id: str, poll: UnchangedPoll, stamp: Callable[[datetime], Any]
+) -> dict[str, Any]:
     return {
         "b_id": poll.source_id,
         "b_owner": instance_id,
-        "b_now": poll.now,
-        "b_next": poll.next_poll_at,
+        "b_now": stamp(poll.now),
+        "b_next": stamp(poll.next_poll_at),
         "b_etag": poll.etag,
         "b_last_modified": poll.last_modified,
     }
+
+
+def _stamp(dialect: Dialect) -> Callable[[datetime], Any]:
+    """UTCDateTime's conversion of a value for the driver, as its columns store it."""
+    process = _STAMPS.get(type(dialect))
+    if process is None:
+        converter = UTCDateTime().dialect_impl(dialect)
+        process = _STAMPS[type(dialect)] = converter.bind_processor(dialect) or (lambda v: v)
+    return process
+
+
+_STAMPS: dict[type[Dialect], Callable[[datetime], Any]] = {}
 
 
 def record_failure(

@@ -60,6 +60,22 @@ def test_claim_limit_and_include_not_due(store: Store) -> None:
     assert claim_ids(store, T0, limit=0) == []
 
 
+def test_each_claim_binds_its_own_instance_limit_and_lease(store: Store) -> None:
+    # The claim statement is built once and reused: nothing of one call may stick to the next.
+    store.sync_sources([spec(f"s{n}") for n in range(4)], T0)
+    assert claim_ids(store, T0, limit=1) == ["s0"]
+    short = store.claim_due_sources("i2", T0, limit=2, lease=MIN)
+    assert [s.id for s in short] == ["s1", "s2"]
+    # i2's one-minute lease has run out, i1's has not
+    assert claim_ids(store, T0 + MIN, instance="i3") == ["s1", "s2", "s3"]
+    assert not store.record_not_modified(
+        "s1", "i2", T0 + MIN, next_poll_at=T0 + 9 * MIN, etag=None, last_modified=None
+    )
+    assert store.record_not_modified(
+        "s1", "i3", T0 + MIN, next_poll_at=T0 + 9 * MIN, etag=None, last_modified=None
+    )
+
+
 def test_claim_returns_what_the_poller_needs(store: Store) -> None:
     store.sync_sources([spec("a", tags=["t"], interval=timedelta(minutes=30))], T0)
     (state,) = store.claim_due_sources("i1", T0, limit=5, lease=LEASE)
