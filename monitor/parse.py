@@ -210,6 +210,11 @@ class FeedParser:
         self._processes = processes
         self._executor: Executor | None = None
 
+    @property
+    def workers(self) -> int:
+        """How many feeds it parses at once."""
+        return self._workers
+
     def _pool(self) -> Executor:
         if self._executor is None:
             if self._processes:

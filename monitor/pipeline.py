@@ -137,6 +137,11 @@ class Poller:
         self._min_levels = {name: s.min_level for name, s in config.notifiers.items()}
         self._ticks: dict[str, _Tick] = {}
         self._paused: dict[str, datetime] = {}  # host origin -> until, as written to the store
+        # Polls past their fetch with a changed body: parsing and storing. Each holds its body,
+        # then its parsed items (several times the body's size in Python objects) until stored,
+        # and storing is one writer at a time: more than a few per parse worker only queue, and
+        # a first poll of every feed would hold them all at once (the soak's peak memory).
+        self._changing = asyncio.Semaphore(2 * parser.workers)
         self._unchanged = Batcher(
             self._write_unchanged, max_size=unchanged_batch, linger=unchanged_linger
         )
@@ -228,11 +233,20 @@ class Poller:
             if result.status != "ok":
                 await self._record_unchanged(state, result, now)
                 return None
+        except StorageError:
+            raise  # not the source's failure: poll() reports it as `storage`
+        except Exception as e:
+            return await self._failed(state, _internal(state, e), None)
+        async with self._changing:
+            return await self._parse_and_ingest(state, result, now)
+
+    async def _parse_and_ingest(
+        self, state: SourceState, result: FetchResult, now: datetime
+    ) -> IngestResult | FetchError | None:
+        try:
             parsed = await self._parser.parse(state.id, result.body, result.headers, result.url)
         except FetchError as e:
             return await self._failed(state, e, None)
-        except StorageError:
-            raise  # not the source's failure: poll() reports it as `storage`
         except Exception as e:
             return await self._failed(state, _internal(state, e), None)
         if parsed.bozo:

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,11 +24,11 @@ from monitor.config import Config, load_config
 from monitor.daemon import source_specs
 from monitor.errors import FetchError
 from monitor.fetch import Fetcher, RateLimited
-from monitor.parse import FeedParser
+from monitor.parse import FeedParser, ParsedFeed
 from monitor.pipeline import UNCHANGED_BATCH, UNCHANGED_LINGER, Poller
 from monitor.rulebook import Rulebook
 from monitor.stories import TitleStoryMatcher
-from storage import SourceState, SourceView, Store, UnchangedPoll
+from storage import IngestResult, SourceState, SourceView, Store, UnchangedPoll
 from tests.monitor.feedserver import FeedServer
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -113,11 +114,12 @@ async def environment(
     *,
     batch: int = UNCHANGED_BATCH,
     linger: float = UNCHANGED_LINGER,
+    parser: FeedParser | None = None,
 ) -> AsyncIterator[Env]:
     clock = Clock()
     config = write_config(folder, sources)
     store = Store.open(config.database)
-    parser = FeedParser(processes=False)
+    parser = parser or FeedParser(processes=False)
     try:
         store.sync_sources(source_specs(config), clock())
         async with Fetcher(
@@ -568,3 +570,37 @@ async def test_a_feeds_ttl_still_holds_when_it_has_not_changed(
         polled_at = env.clock()
         await env.round()
         assert env.source("a").next_poll - polled_at <= INTERVAL * 1.05  # type: ignore[operator]
+
+
+class SlowParser(FeedParser):
+    """The real parser (in threads) taking 50 ms a feed, counting the feeds it parses at once."""
+
+    def __init__(self) -> None:
+        super().__init__(1, processes=False)
+        self.parsing = self.most = 0
+
+    async def parse(self, source_id: str, body: bytes, headers: Any, url: str) -> ParsedFeed:
+        self.parsing += 1
+        self.most = max(self.most, self.parsing)
+        try:
+            await asyncio.sleep(0.05)
+            return await super().parse(source_id, body, headers, url)
+        finally:
+            self.parsing -= 1
+
+
+async def test_only_a_few_changed_feeds_are_parsed_and_stored_at_once(
+    tmp_path: Path, server: FeedServer, other: FeedServer
+) -> None:
+    # Bodies arrive four at a time (two servers, two per host), but one parse worker means at most
+    # two polls parse or store at once: the others wait holding only their bodies, not the parsed
+    # items (many times larger) of a first poll of every feed.
+    feeds = [(s, f"/f{n}") for s in (server, other) for n in range(6)]
+    for s, path in feeds:
+        s.route(path, RSS.replace("Depot fire", f"Depot fire {path}"))
+    sources = [(f"s{n:02d}", s.url(path)) for n, (s, path) in enumerate(feeds)]
+    parser = SlowParser()
+    async with environment(tmp_path, sources, parser=parser) as env:
+        outcomes = await env.round()
+    assert all(isinstance(o, IngestResult) and o.new_items == 1 for o in outcomes.values())
+    assert parser.most == 2 * parser.workers == 2
