@@ -3,12 +3,14 @@ and the real `monitor` command run in a subprocess against a config written for 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,7 @@ class Harness:
     slack: SlackStandIn
     smtp: SmtpServer
     config: Path
+    started: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def monitor(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -67,14 +70,17 @@ class Harness:
         )
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "monitor", *args, "-c", str(self.config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             text=True,
             cwd=self.folder,
             env=monitor_env(),
+            start_new_session=True,  # its own process group: see `kill_group`
         )
+        self.started.append(process)
+        return process
 
     def json(self, *args: str) -> Any:
         result = self.monitor(*args, "--json")
@@ -128,4 +134,18 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
         SlackStandIn() as slack,
         SmtpServer(tmp_path, security="starttls", users={"alice": "wonderland"}) as smtp,
     ):
-        yield Harness(tmp_path, feeds, slack, smtp, tmp_path / "config.yaml")
+        h = Harness(tmp_path, feeds, slack, smtp, tmp_path / "config.yaml")
+        try:
+            yield h
+        finally:
+            for process in h.started:
+                kill_group(process)
+
+
+def kill_group(process: subprocess.Popen[Any]) -> None:
+    """Kill what is left of a daemon started in its own session: a daemon killed with SIGKILL
+    leaves its forkserver and parse workers behind (systemd would kill the whole cgroup)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=30)

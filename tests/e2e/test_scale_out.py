@@ -37,7 +37,7 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.daemon import POLL_TICK_SECONDS
-from tests.e2e.conftest import monitor_env
+from tests.e2e.conftest import kill_group, monitor_env
 from tests.e2e.feeds import Entry, ago, rss
 from tests.monitor.feedserver import FeedServer, _Handler
 from tests.notifiers.receivers import SlackStandIn, SmtpServer
@@ -193,6 +193,7 @@ class Cluster:
                     stderr=subprocess.STDOUT,
                     cwd=self.folder,
                     env=monitor_env(),
+                    start_new_session=True,  # its own process group: see `kill_group`
                 )
             )
             log.close()  # the child holds its own descriptor
@@ -273,9 +274,7 @@ def cluster(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
             yield c
         finally:
             for p in c.processes:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait(timeout=30)
+                kill_group(p)
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float, c: Cluster) -> None:
