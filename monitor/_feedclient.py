@@ -21,8 +21,8 @@ from aiohttp.client_reqrep import ClientResponse
 
 from monitor._transport import (
     H11_ONLY,
+    AiohttpClient,
     HttpClient,
-    _AiohttpClient,
     open_client,
     refused_head,
 )
@@ -147,7 +147,7 @@ class FeedClient:
         )
         client = self.httpx
         self._direct = (
-            client.direct if isinstance(client, _AiohttpClient) and not client.proxied else None
+            client.direct if isinstance(client, AiohttpClient) and not client.proxied else None
         )
         # What httpx would send besides Host: its defaults updated with ours, as aiohttp gets
         # them from httpx (lower-cased names).

@@ -7,7 +7,7 @@ API over aiohttp's pool, through `httpx-aiohttp`'s `AiohttpTransport`, costs a f
 
 Both clients honour the environment as httpx does, because httpx decides it for both:
 HTTP(S)_PROXY/ALL_PROXY/NO_PROXY become httpx mounts (one transport per proxy, each built by the
-hooks of `_AiohttpClient`), SSL_CERT_FILE/SSL_CERT_DIR the CA bundle. aiohttp's own `trust_env` is
+hooks of `AiohttpClient`), SSL_CERT_FILE/SSL_CERT_DIR the CA bundle. aiohttp's own `trust_env` is
 left off: it would resolve proxies and ~/.netrc again, on two worker threads, for every request,
 and send netrc credentials to feed hosts, which httpx never does.
 
@@ -64,7 +64,7 @@ def open_client(
     # max_connections equal to the fetches in flight: httpx's pool costs far more CPU when it is
     # larger than the work (DESIGN §8).
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    kind = httpx.AsyncClient if http_client == "httpx" else _AiohttpClient
+    kind = httpx.AsyncClient if http_client == "httpx" else AiohttpClient
     return kind(
         transport=transport,
         limits=limits,
@@ -74,7 +74,7 @@ def open_client(
     )
 
 
-class _AiohttpClient(httpx.AsyncClient):
+class AiohttpClient(httpx.AsyncClient):
     """httpx's client with aiohttp pools where httpx would make its own: the direct one and one
     per environment proxy. httpx itself decides which requests go through which proxy. `direct`:
     the pool of requests without a proxy (None when a transport was injected); `proxied`: whether
@@ -231,6 +231,7 @@ __all__ = [
     "H11_ONLY",
     "HTTP_CLIENTS",
     "KEEPALIVE_SECONDS",
+    "AiohttpClient",
     "HttpClient",
     "open_client",
     "refused_head",

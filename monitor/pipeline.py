@@ -19,11 +19,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from monitor._batch import Batcher
+from monitor._outage import NETWORK_KINDS, Tick
 from monitor.config import Config
 from monitor.errors import FetchError, StorageError
 from monitor.fetch import Fetcher, FetchRequest, FetchResult, RateLimited, host_key, safe_url
@@ -43,9 +44,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-# Failure kinds that say nothing about the source when every host fails them at once.
-NETWORK_KINDS = frozenset({"dns", "connect", "timeout", "network", "tls"})
-OUTAGE_MIN_HOSTS = 3
 # Unchanged polls are stored in batches: one transaction for up to UNCHANGED_BATCH of them, written
 # at most UNCHANGED_LINGER seconds after the first came in (a small delay next to a fetch's).
 UNCHANGED_BATCH = 256
@@ -60,51 +58,6 @@ class PollStats:
     new_items: int = 0
     alerts: int = 0
     errors: dict[str, int] = field(default_factory=dict)
-
-
-class _Tick:
-    """The sources one claim handed out, and whether their network failures are ours. The verdict
-    is "ours" when every fetch of the tick failed at the network level and they span at least
-    OUTAGE_MIN_HOSTS hosts; it is "theirs" as soon as one fetch of the tick got any answer (or
-    failed otherwise). A network failure waits for the verdict before it is recorded."""
-
-    def __init__(self, hosts: Mapping[str, str]) -> None:
-        self._pending = set(hosts)
-        self._hosts = len(set(hosts.values()))
-        self._decided = asyncio.Event()
-        self.ours = False
-        if self._hosts < OUTAGE_MIN_HOSTS:
-            self._decided.set()
-
-    def settle(self, source_id: str, *, network: bool) -> None:
-        """The fetch of `source_id` ended; `network`: with a network-level failure. Idempotent."""
-        if source_id not in self._pending:
-            return
-        self._pending.discard(source_id)
-        if self._decided.is_set():
-            return
-        if not network:
-            self._decided.set()
-        elif not self._pending:
-            self.ours = True
-            self._decided.set()
-            log.warning(
-                "every fetch of this round failed at the network level, across %d hosts: the "
-                "problem is most likely on this side (network, DNS, proxy); the sources are not "
-                "penalised",
-                self._hosts,
-            )
-
-    async def network_failure(self, source_id: str, *, wait: float) -> bool:
-        """Report a network-level failure and wait (at most `wait` s) for the verdict: True when
-        the failure is ours, not the source's."""
-        self.settle(source_id, network=True)
-        try:
-            async with asyncio.timeout(wait):
-                await self._decided.wait()
-        except TimeoutError:
-            return False  # undecided: count it, as for any failure
-        return self.ours
 
 
 class Poller:
@@ -135,7 +88,7 @@ class Poller:
         self._rng = rng or random.Random()
         self._metrics = metrics
         self._min_levels = {name: s.min_level for name, s in config.notifiers.items()}
-        self._ticks: dict[str, _Tick] = {}
+        self._ticks: dict[str, Tick] = {}
         self._paused: dict[str, datetime] = {}  # host origin -> until, as written to the store
         # Polls past their fetch with a changed body: parsing and storing. Each holds its body,
         # then its parsed items (several times the body's size in Python objects) until stored,
@@ -159,7 +112,7 @@ class Poller:
             lease=self.lease,
             include_not_due=include_not_due,
         )
-        tick = _Tick({s.id: host_key(s.url) for s in states})
+        tick = Tick({s.id: host_key(s.url) for s in states})
         for state in states:
             self._ticks[state.id] = tick
         return states
@@ -208,7 +161,7 @@ class Poller:
         return outcome
 
     async def _poll(
-        self, state: SourceState, tick: _Tick | None
+        self, state: SourceState, tick: Tick | None
     ) -> IngestResult | FetchError | None:
         request = FetchRequest(
             source_id=state.id,
@@ -253,9 +206,7 @@ class Poller:
             log.info("source %s: feed is not well-formed (%s), read anyway", state.id, parsed.bozo)
         return await self._ingest(state, result, parsed.items, parsed.ttl, now)
 
-    async def _failed(
-        self, state: SourceState, error: FetchError, tick: _Tick | None
-    ) -> FetchError:
+    async def _failed(self, state: SourceState, error: FetchError, tick: Tick | None) -> FetchError:
         """Record a failure as what it is: the host's wish, the feed's end, our outage or the
         source's failure."""
         network = error.kind in NETWORK_KINDS
