@@ -134,6 +134,7 @@ class FeedClient:
         http_client: HttpClient,
         *,
         concurrency: int,
+        idle: int | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout,
         headers: dict[str, str],
@@ -141,6 +142,7 @@ class FeedClient:
         self.httpx = open_client(
             http_client,
             concurrency=concurrency,
+            idle=idle,
             transport=transport,
             timeout=timeout,
             headers=headers,

@@ -24,6 +24,7 @@ The Fetcher sends its requests through `monitor._feedclient`, which skips httpx 
 
 from __future__ import annotations
 
+import resource
 import ssl
 import sys
 from collections import deque
@@ -42,6 +43,8 @@ HTTP_CLIENTS: tuple[HttpClient, ...] = get_args(HttpClient)
 
 # httpx's keep-alive expiry, so that both pools keep idle connections alike.
 KEEPALIVE_SECONDS = 5.0
+# Idle connections aiohttp's pool may keep, at most (`idle_budget`).
+MAX_IDLE = 2048
 DNS_CACHE_SECONDS = 300
 _HTTPX_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's defaults
 # CPython fixed SSL transports leaking on close in 3.12.8/3.13.1 (cpython#118960); aiohttp warns
@@ -51,19 +54,40 @@ _CLEANUP_CLOSED = sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_inf
 H11_ONLY = "monitor.h11_only"
 
 
+def idle_budget(concurrency: int) -> int:
+    """How many idle connections aiohttp's pool may keep for `concurrency` in use.
+
+    One per host of a cycle is what saves connecting again: a site with several feeds is asked
+    `min_spacing` apart, well within keep-alive, and a new connection costs more CPU than the
+    request on it (fetch_bench: 2,000 connections a cycle for 1,000 hosts when only 200 were
+    kept). Each is an open file, so they get half the soft open-files limit, less those in use,
+    and no more than `MAX_IDLE` (1,024 files by default, 8,192 under our systemd unit's
+    LimitNOFILE): never fewer than `concurrency`, the bound before."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 2 * (MAX_IDLE + concurrency)
+    return max(concurrency, min(MAX_IDLE, soft // 2 - concurrency))
+
+
 def open_client(
     http_client: HttpClient,
     *,
     concurrency: int,
+    idle: int | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: httpx.Timeout,
     headers: dict[str, str],
 ) -> httpx.AsyncClient:
     """The Fetcher's client. A `transport` (tests, benchmarks) replaces the pool and, as always
-    in httpx, the environment's proxies."""
-    # max_connections equal to the fetches in flight: httpx's pool costs far more CPU when it is
-    # larger than the work (DESIGN §8).
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    in httpx, the environment's proxies. `idle`: the idle connections aiohttp's pool keeps
+    (default `idle_budget(concurrency)`); httpx's pool counts them within `concurrency`."""
+    if http_client == "httpx":
+        # max_connections equal to the fetches in flight: httpx's pool costs far more CPU when
+        # it is larger than the work (DESIGN §8).
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    else:
+        keep = idle_budget(concurrency) if idle is None else idle
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=keep)
     kind = httpx.AsyncClient if http_client == "httpx" else AiohttpClient
     return kind(
         transport=transport,
@@ -117,46 +141,48 @@ class AiohttpClient(httpx.AsyncClient):
 class _Connector(aiohttp.TCPConnector):
     """aiohttp's pool bounds the connections in use (`limit`), not the idle ones: with thousands
     of one-off feed hosts, each fetch of the last keep-alive period would hold a socket, past the
-    1,024 files a systemd service may open. As httpx's `max_keepalive_connections` does, keep at
-    most `limit` idle and close the longest idle first. (`_conns` is aiohttp's idle pool, oldest
-    first per host; tests/monitor/test_transport.py checks the bound.)
+    open files a service may have. As httpx's `max_keepalive_connections` does, keep at most
+    `idle_limit` idle (`idle_budget`) and close the longest idle first. (`_conns` is aiohttp's
+    idle pool, oldest first per host; tests/monitor/test_transport.py checks the bound.)
 
-    The longest idle is found in O(1): `_released` lists idle entries in the order they were
-    released, and an entry still idle is at the head of its host's queue (aiohttp appends there
-    and reuses from the front); entries reused or expired since are skipped on the way."""
+    `_released` lists idle entries in the order they were released (oldest first), entries
+    reused, expired or closed since included: it is at least as long as the idle pool, so while
+    it is within the cap, so is the pool (most releases stop there). Past the cap, `_trim` keeps
+    the entries still idle and, if the pool is full, closes the longest idle down to 7/8 of the
+    cap: a full pool is trimmed once per eighth of the cap, not at every release. Each trim is
+    linear in the cap, so a release costs O(1) amortised whatever the number of hosts."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, idle_limit: int, **options: Any) -> None:
         super().__init__(**options)
+        self._idle_limit = idle_limit
         self._released: deque[tuple[ConnectionKey, ResponseHandler, float]] = deque()
 
     def _release(
         self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False
     ) -> None:
         super()._release(key, protocol, should_close=should_close)
-        idle = self._conns
-        queue = idle.get(key)
+        queue = self._conns.get(key)
         if queue and queue[-1][0] is protocol:
             self._released.append((key, protocol, queue[-1][1]))
-        if not self._limit or len(self._released) <= self._limit:
-            return
-        # Summing per host is C-speed and at most `limit` + 1 hosts long (3 us for 200).
-        over = sum(map(len, idle.values())) - self._limit
-        while over > 0 and self._released:
-            oldest, proto, at = self._released.popleft()
-            queue = idle.get(oldest)
-            if not queue or queue[0][0] is not proto or queue[0][1] != at:
-                continue  # reused, expired or closed since
-            queue.popleft()
-            if not queue:
-                del idle[oldest]
-            over -= 1
-            transport = proto.transport
-            proto.close()
-            if oldest.is_ssl and not self._cleanup_closed_disabled:  # as aiohttp's own cleanup
-                self._cleanup_closed_transports.append(transport)
-        if len(self._released) > 4 * self._limit:  # mostly entries reused since: start afresh
-            entries = [(key, p, at) for key, queue in idle.items() for p, at in queue]
-            self._released = deque(sorted(entries, key=lambda entry: entry[2]))
+            if len(self._released) > self._idle_limit:
+                self._trim()
+
+    def _trim(self) -> None:
+        idle = self._conns  # a defaultdict: `get` adds no key
+        live = deque(entry for entry in self._released if entry[1:] in idle.get(entry[0], ()))
+        if len(live) > self._idle_limit:
+            keep = self._idle_limit - self._idle_limit // 8
+            while len(live) > keep:
+                key, proto, at = live.popleft()
+                queue = idle[key]
+                queue.remove((proto, at))
+                if not queue:
+                    del idle[key]
+                transport = proto.transport
+                proto.close()
+                if key.is_ssl and not self._cleanup_closed_disabled:  # as aiohttp's own cleanup
+                    self._cleanup_closed_transports.append(transport)
+        self._released = live
 
 
 class _Transport(AiohttpTransport):
@@ -179,6 +205,7 @@ class _Transport(AiohttpTransport):
     def _new_session(self) -> aiohttp.ClientSession:
         connector = _Connector(
             limit=self.limits.max_connections or 0,
+            idle_limit=self.limits.max_keepalive_connections or 0,
             limit_per_host=0,  # the Fetcher's per-host slots decide
             ssl=self._context,
             ttl_dns_cache=DNS_CACHE_SECONDS,
@@ -231,8 +258,10 @@ __all__ = [
     "H11_ONLY",
     "HTTP_CLIENTS",
     "KEEPALIVE_SECONDS",
+    "MAX_IDLE",
     "AiohttpClient",
     "HttpClient",
+    "idle_budget",
     "open_client",
     "refused_head",
 ]

@@ -148,7 +148,8 @@ class Fetcher:
     """Owns one `FeedClient` (httpx's client, and aiohttp's session under it); use as an async
     context manager. `http_client`: whose connection pool it runs on (`monitor._transport`),
     unless `transport` is given; `min_spacing`: seconds between two requests started to one host;
-    `monotonic`: the pacer's clock (tests pass their own)."""
+    `monotonic`: the pacer's clock (tests pass their own); `idle_connections`: how many idle
+    connections aiohttp's pool keeps (default `monitor._transport.idle_budget`)."""
 
     def __init__(
         self,
@@ -163,8 +164,10 @@ class Fetcher:
         http_client: HttpClient = "aiohttp",
         min_spacing: float = MIN_SPACING,
         monotonic: Monotonic | None = None,
+        idle_connections: int | None = None,
     ) -> None:
         self._timeout = timeout
+        self._idle = idle_connections
         self._max_bytes = max_bytes
         self._per_host = per_host
         self._concurrency = concurrency
@@ -185,6 +188,7 @@ class Fetcher:
         self._client = FeedClient(
             self._http_client,
             concurrency=self._concurrency,
+            idle=self._idle,
             transport=self._transport,
             timeout=self._httpx_timeout,
             headers=self._headers,

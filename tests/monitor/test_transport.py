@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import resource
 import socket
 import ssl
 import struct
@@ -33,7 +34,7 @@ from hypothesis import strategies as st
 
 from monitor._config_model import Polling
 from monitor._feedclient import _head
-from monitor._transport import HTTP_CLIENTS, HttpClient
+from monitor._transport import HTTP_CLIENTS, MAX_IDLE, HttpClient, idle_budget
 from monitor.config import load_config
 from monitor.errors import ConfigError, FetchError
 from monitor.fetch import Fetcher, FetchRequest, FetchResult, classify
@@ -383,16 +384,61 @@ async def test_sequential_fetches_reuse_one_connection(
     assert server.connections_opened <= 2
 
 
-async def test_idle_connections_are_bounded_by_concurrency(client: HttpClient) -> None:
+async def test_idle_connections_are_bounded(client: HttpClient) -> None:
     # aiohttp's pool limits connections in use only; one-off hosts must not pile up idle sockets.
+    # (httpx's pool counts idle connections within `concurrency`.)
     with contextlib.ExitStack() as stack:
         servers = [stack.enter_context(FeedServer()) for _ in range(6)]
-        async with new_fetcher(client, concurrency=2) as f:
+        async with new_fetcher(client, concurrency=2, idle_connections=2) as f:
             for s in servers:
                 s.route("/feed", RSS)
                 assert (await f.fetch(FetchRequest("s", s.url("/feed")))).status == "ok"
             assert await eventually(lambda: sum(s.open_connections for s in servers) <= 2)
         assert all(s.connections_opened == 1 for s in servers)
+
+
+async def test_each_host_keeps_a_connection_for_its_next_feed() -> None:
+    # More hosts than fetches in flight, each with a second feed asked for within keep-alive (a
+    # site with several feeds): the idle budget, not `concurrency`, bounds what is kept.
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(FeedServer()) for _ in range(6)]
+        async with new_fetcher("aiohttp", concurrency=2) as f:
+            for path in ("/a", "/b"):
+                for s in servers:
+                    s.route(path, RSS)
+                    assert (await f.fetch(FetchRequest("s", s.url(path)))).status == "ok"
+        assert [s.connections_opened for s in servers] == [1] * 6
+
+
+async def test_past_the_idle_bound_the_longest_idle_go_first() -> None:
+    # 20 hosts one after another, 8 idle connections allowed: a full pool is trimmed to 7/8 of
+    # the bound, longest idle first, so the last 8 hosts keep theirs.
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(FeedServer()) for _ in range(20)]
+        async with new_fetcher("aiohttp", concurrency=2, idle_connections=8) as f:
+            for s in servers:
+                s.route("/feed", RSS)
+                assert (await f.fetch(FetchRequest("s", s.url("/feed")))).status == "ok"
+                assert await eventually(lambda: sum(s.open_connections for s in servers) <= 8)
+            assert await eventually(
+                lambda: [s.open_connections for s in servers] == [0] * 12 + [1] * 8
+            )
+
+
+@pytest.mark.parametrize(
+    ("soft", "concurrency", "budget"),
+    [
+        (1024, 200, 312),  # systemd's default soft limit: half of it, less those in use
+        (1024, 600, 600),  # never fewer than `concurrency`
+        (8192, 200, MAX_IDLE),  # our unit's LimitNOFILE
+        (resource.RLIM_INFINITY, 32, MAX_IDLE),
+    ],
+)
+def test_the_idle_budget_follows_the_open_files_limit(
+    monkeypatch: pytest.MonkeyPatch, soft: int, concurrency: int, budget: int
+) -> None:
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (soft, resource.RLIM_INFINITY))
+    assert idle_budget(concurrency) == budget
 
 
 async def test_the_longest_idle_connection_is_closed_first() -> None:
@@ -401,7 +447,7 @@ async def test_the_longest_idle_connection_is_closed_first() -> None:
     with FeedServer() as one, FeedServer() as two, FeedServer() as three:
         for s in (one, two, three):
             s.route("/feed", RSS)
-        async with new_fetcher("aiohttp", concurrency=2) as f:
+        async with new_fetcher("aiohttp", concurrency=2, idle_connections=2) as f:
             for s in (one, two, *[one] * 12, three):
                 assert (await f.fetch(FetchRequest("s", s.url("/feed")))).status == "ok"
             assert await eventually(lambda: two.open_connections == 0)
