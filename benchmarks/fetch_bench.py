@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import cProfile
 import hashlib
 import inspect
 import io
 import math
 import os
+import re
 import resource
 import sys
 import tempfile
@@ -55,6 +58,7 @@ from benchmarks._feedfarm import (
     sample_bodies,
     tree_cpu_seconds,
 )
+from monitor._transport import KEEPALIVE_SECONDS
 from monitor.config import Config, load_config
 from monitor.daemon import settle_heap, source_specs
 from monitor.fetch import Fetcher
@@ -190,8 +194,11 @@ class Setting:
 class Rig:
     """The daemon's polling side, built as `monitor.daemon.Daemon` builds it."""
 
-    def __init__(self, config: Config, farm: FeedFarm) -> None:
+    def __init__(
+        self, config: Config, farm: FeedFarm, *, repeat: int = 1, profile: Path | None = None
+    ) -> None:
         self.config, self.farm = config, farm
+        self.repeat, self.profile = repeat, profile
         store = TimedStore.open(config.database)
         assert isinstance(store, TimedStore)
         self.store = store
@@ -257,15 +264,13 @@ class Rig:
                 sequential.append(sequential_poll(sample, marks))
 
         phases = await self.cycles(combos[0], [("first poll", lambda: None)])
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("steady, 10% changed", change),
+            ("all 304", after_first_steady),
+            ("all 200, same bodies", lambda: farm.validators(False)),
+        ]
         for setting in combos:
-            phases += await self.cycles(
-                setting,
-                [
-                    ("steady, 10% changed", change),
-                    ("all 304", after_first_steady),
-                    ("all 200, same bodies", lambda: farm.validators(False)),
-                ],
-            )
+            phases += await self.cycles(setting, steps * self.repeat)
         farm.validators(True)
         return phases
 
@@ -273,13 +278,23 @@ class Rig:
         phase = Phase(name)
         calls, size, ingest = self.parser.calls, self.parser.bytes, self.store.ingest_seconds
         repeats = self.parser.repeats
+        # The daemon's cycles are minutes apart: the last one's idle connections have expired by
+        # then (neither pool reuses one idle longer than keep-alive), so none is carried over.
+        await asyncio.sleep(KEEPALIVE_SECONDS + 1)
         self.farm.reset_stats()
         farm_cpu, own_cpu = self.farm.cpu_seconds(), self._own_cpu()
+        profiler = cProfile.Profile() if self.profile else None
         started = time.perf_counter()
-        with LoopLag() as lag:
+        with LoopLag() as lag, profiler or contextlib.nullcontext():
             states = await poller.claim(include_not_due=True, limit=len(self.config.sources) + 1)
             phase.stats = await poller.poll_all(states)
         phase.wall = time.perf_counter() - started
+        if profiler is not None and self.profile is not None:
+            self.profile.mkdir(parents=True, exist_ok=True)
+            slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+            profiler.dump_stats(
+                self.profile / f"{len(list(self.profile.iterdir())):02d}-{slug}.pstats"
+            )
         phase.max_lag = lag.worst
         phase.cpu_daemon = self._own_cpu() - own_cpu
         phase.cpu_farm = self.farm.cpu_seconds() - farm_cpu
@@ -400,6 +415,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--parse-sample", type=int, default=240, help="feeds in the parse baseline")
     p.add_argument("--seq-sample", type=int, default=100, help="feeds in the sequential baseline")
     p.add_argument("--generated", action="store_true", help="generated feeds, not the corpus")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="run the steady, 304 and same-body cycles N times"
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="save a cProfile of each cycle (this process only) in this folder; slows it",
+    )
     return p.parse_args(argv)
 
 
@@ -479,7 +502,7 @@ def main() -> None:
         sequential = [sequential_poll(sample, marks)]
         config = load_config(write_config(Path(tmp), farm, args.concurrency, args.per_host))
         print("phases (CPU: this process with its parse workers, and the farm):", flush=True)
-        rig = Rig(config, farm)
+        rig = Rig(config, farm, repeat=args.repeat, profile=args.profile)
         try:
             phases = run_async(rig.all_cycles(combos, sample, marks, sequential))
         finally:

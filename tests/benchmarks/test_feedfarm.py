@@ -23,6 +23,8 @@ from benchmarks._feedfarm import (
     host_addresses,
 )
 from benchmarks.fetch_bench import Setting, ideal_seconds, parse_args, settings
+from benchmarks.fetch_cpu import inner
+from benchmarks.fetch_cpu import parse_args as fetch_cpu_args
 from benchmarks.soak import _shape, third_means
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
@@ -163,3 +165,9 @@ def test_soak_helpers_compare_thirds_and_fold_alike_log_lines() -> None:
     line = "16:19:41 WARNING monitor.pipeline: source f0123: timeout after 20 s"
     assert _shape(line) == "WARNING monitor.pipeline: source fNNNN: timeout after N s"
     assert json.dumps(_shape("")) == '""'
+
+
+@pytest.mark.parametrize("answers", ["304", "200"])
+def test_fetch_cpu_program_polls_every_feed_with_the_answer_asked(answers: str) -> None:
+    # What valgrind runs; `inner` exits with a message if the farm answered otherwise.
+    inner(fetch_cpu_args(["--inner", "--feeds", "4", "--answers", answers, "--cycles", "2"]))
