@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import re
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -34,6 +33,7 @@ from types import TracebackType
 from typing import Literal
 
 import httpx
+import xxhash
 
 from monitor._decode import ACCEPT_ENCODING, decoder_for
 from monitor._feedclient import FeedClient, Reply
@@ -81,7 +81,7 @@ class FetchResult:
     # them, the request's own (so they are not lost).
     etag: str | None
     last_modified: str | None
-    body_hash: str | None  # sha256 hex of the decoded body
+    body_hash: str | None  # xxh3_128 hex of the decoded body (`_read_body`)
     permanent_redirect: (
         str | None
     )  # where the leading run of 301/308 hops ended, if the chain had one
@@ -361,7 +361,12 @@ class Fetcher:
         return self._result("ok", url, code, headers, req, body_hash=digest, body=body)
 
     async def _read_body(self, reply: Reply, where: str) -> tuple[list[bytes], str]:
-        """The decoded body in pieces, and its sha256, hashed as the pieces arrive."""
+        """The decoded body in pieces, and its hash, taken as the pieces arrive.
+
+        The hash only tells a body from the one before, of the same feed: XXH3-128 does that
+        at ~10 GB/s, sha256 at ~1.5 (0.30 against 0.05 s of the event loop's CPU for a cycle of
+        2,000 corpus feeds, 440 MB). A publisher could craft a collision only to hide a change
+        of its own feed, which it can do by not changing it."""
         limit = self._max_bytes
         headers = reply.headers
         declared = headers.get("content-length", "")
@@ -370,7 +375,7 @@ class Fetcher:
             raise FetchError("too_large", f"{declared} bytes announced by {where}, limit {limit}")
         decoder = decoder_for(coding)
         pieces: list[bytes] = []
-        digest = hashlib.sha256()
+        digest = xxhash.xxh3_128()
         size = 0
         async for chunk in reply.raw():
             size = self._take(pieces, digest, size, decoder.feed(chunk), where)
@@ -382,7 +387,7 @@ class Fetcher:
     def _take(
         self,
         pieces: list[bytes],
-        digest: hashlib._Hash,
+        digest: xxhash.xxh3_128,
         size: int,
         more: Iterator[bytes],
         where: str,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import hashlib
 import socket
 import ssl
 import threading
@@ -20,6 +19,7 @@ from typing import Any, cast
 import httpx
 import pytest
 import trustme
+import xxhash
 
 from monitor._decode import decoder_for
 from monitor._transport import HTTP_CLIENTS, HttpClient
@@ -82,7 +82,7 @@ async def test_ok_fetch_returns_body_headers_and_hash(server: FeedServer, fetche
     server.route("/feed", RSS, headers={"Cache-Control": "public, max-age=600", "X-Custom": "1"})
     result = await fetch(fetcher, server.url("/feed"))
     assert (result.status, result.status_code, result.body) == ("ok", 200, RSS)
-    assert result.body_hash == hashlib.sha256(RSS).hexdigest()
+    assert result.body_hash == xxhash.xxh3_128(RSS).hexdigest()
     assert result.headers["content-type"] == "application/rss+xml; charset=utf-8"
     assert result.headers["x-custom"] == "1" and all(k == k.lower() for k in result.headers)
     assert result.max_age == 600.0 and result.url == server.url("/feed")
@@ -172,7 +172,7 @@ async def test_gzip_body_is_decoded_and_hashed_decoded(
 ) -> None:
     server.route("/feed", RSS, gzip=True)
     result = await fetch(fetcher, server.url("/feed"))
-    assert result.body == RSS and result.body_hash == hashlib.sha256(RSS).hexdigest()
+    assert result.body == RSS and result.body_hash == xxhash.xxh3_128(RSS).hexdigest()
     assert result.headers["content-encoding"] == "gzip"
 
 
