@@ -11,12 +11,14 @@ refuses (to be read by h11).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
 import aiohttp
 import httpx
+import yarl
 from aiohttp.client_reqrep import ClientResponse
 
 from monitor._transport import (
@@ -40,6 +42,14 @@ def _head(raw: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
     for name, value in pairs:
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return headers
+
+
+@functools.lru_cache(maxsize=4096)
+def _target(url: str) -> yarl.URL:
+    """aiohttp parses and encodes a request's URL string again each time (about as much CPU as
+    connecting to a loopback address); a source's URL is the same at every poll, and yarl.URL is
+    immutable, so the parse is kept, as `monitor.fetch` keeps httpx's."""
+    return yarl.URL(url)
 
 
 class Reply(Protocol):
@@ -154,9 +164,10 @@ class FeedClient:
         # What httpx would send besides Host: its defaults updated with ours, as aiohttp gets
         # them from httpx (lower-cased names).
         self._base = dict(self.httpx.headers.items())
-        self._timeout = aiohttp.ClientTimeout(
-            sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool
-        )
+        # Only the connect timeout: the Fetcher runs every request under its whole deadline,
+        # which the read and pool timeouts (the same length, started later) would only repeat,
+        # at the cost of a timer set again on every piece of body that arrives.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout.connect)
 
     def get(self, url: httpx.URL, headers: dict[str, str]) -> _Exchange:
         return _Exchange(self, url, headers)
@@ -184,7 +195,7 @@ class FeedClient:
                 sent["cookie"] = request.headers["cookie"]
         response = await session.request(
             "GET",
-            str(url),
+            _target(str(url)),
             headers=sent,
             allow_redirects=False,
             auto_decompress=False,
