@@ -70,17 +70,27 @@ class Harness:
         )
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "monitor", *args, "-c", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=self.folder,
-            env=monitor_env(),
-            start_new_session=True,  # its own process group: see `kill_group`
-        )
+        """Start `monitor ARGS` in the background; its output goes to daemon-N.log in the test's
+        folder, printed if the test fails (`print_logs`)."""
+        log = self.folder / f"daemon-{len(self.started) + 1}.log"
+        with log.open("w", encoding="utf-8") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "monitor", *args, "-c", str(self.config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=self.folder,
+                env=monitor_env(),
+                start_new_session=True,  # its own process group: see `kill_group`
+            )
         self.started.append(process)
         return process
+
+    def print_logs(self, tail: int = 200) -> None:
+        for log in sorted(self.folder.glob("daemon-*.log")):
+            lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+            print(f"----- {log.name} (last {min(tail, len(lines))} of {len(lines)} lines) -----")
+            print("\n".join(lines[-tail:]))
 
     def json(self, *args: str) -> Any:
         result = self.monitor(*args, "--json")
@@ -127,8 +137,16 @@ def write_config(h: Harness, sources: list[tuple[str, str]], *, extra: str = "")
     (h.folder / "rules.yaml").write_text(RULES, encoding="utf-8")
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item, so that a fixture can tell a failed test."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
+def harness(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Harness]:
     with (
         FeedServer() as feeds,
         SlackStandIn() as slack,
@@ -140,6 +158,9 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
         finally:
             for process in h.started:
                 kill_group(process)
+            outcome = getattr(request.node, "report_call", None)
+            if outcome is None or outcome.failed:
+                h.print_logs()
 
 
 def kill_group(process: subprocess.Popen[Any]) -> None:
