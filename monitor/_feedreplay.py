@@ -5,8 +5,9 @@ open elements; what it stores, and where, follows from them (`pop`, `_get_contex
 `ReplayState` is that machinery, line for line for what `monitor.normalize` reads, minus what
 this project switches off (HTML sanitising, resolving URIs inside HTML) and minus what the replay
 refuses (`Unsupported`: the caller then runs feedparser itself). Method names follow feedparser's
-so that each can be read beside the original; `monitor._feedhandlers` holds the element handlers
-and `monitor._fastparse` drives both from an lxml tree.
+so that each can be read beside the original; `monitor._feedhandlers` joins the element handlers
+(`monitor._feedstructure`, `monitor._feedmetadata`) and `monitor._fastparse` drives them from an
+lxml tree.
 """
 
 from __future__ import annotations
