@@ -16,7 +16,7 @@ from hypothesis import example, find, given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz
 
-from monitor import stories
+from monitor import _headlines
 from monitor.stories import (
     MAX_KEY_CHARS,
     MAX_KEYS,
@@ -431,26 +431,25 @@ _headline = st.lists(_word, min_size=1, max_size=14).map(" ".join) | st.text(max
 def _reference_numbers(tokens: list[str]) -> frozenset[str]:
     found: set[str] = set()
     for token in tokens:
-        if token in stories._NUMBER_WORDS:
-            found.add(stories._NUMBER_WORDS[token])
-        found.update(n.lstrip("0") or "0" for n in stories._NUMBER_RE.findall(token))
+        if token in _headlines._NUMBER_WORDS:
+            found.add(_headlines._NUMBER_WORDS[token])
+        found.update(n.lstrip("0") or "0" for n in _headlines._NUMBER_RE.findall(token))
     return frozenset(found)
 
 
 def _reference_canonical(text: str) -> str:
-    text = stories._THOUSANDS_RE.sub(lambda m: m.group(1) + m.group(2).replace(",", ""), text)
-    text = stories._ABBREVIATION_RE.sub(lambda m: m.group().replace(".", ""), text)
-    text = stories._LETTER_DIGIT_HYPHEN_RE.sub("", text)
-    return stories._POSSESSIVE_RE.sub("", text)
+    text = _headlines._THOUSANDS_RE.sub(lambda m: m.group(1) + m.group(2).replace(",", ""), text)
+    text = _headlines._ABBREVIATION_RE.sub(lambda m: m.group().replace(".", ""), text)
+    text = _headlines._LETTER_DIGIT_HYPHEN_RE.sub("", text)
+    return _headlines._POSSESSIVE_RE.sub("", text)
 
 
 def _reference_keys(content: frozenset[str], names: frozenset[str]) -> tuple[str, ...]:
-    stemmed_names = {stories._stem(n) for n in names}
+    stemmed_names = {_headlines._stem(n) for n in names}
     ranked = sorted(content, key=lambda w: (w not in stemmed_names, -len(w), w))
-    selective = [w for w in ranked if w not in stories._UBIQUITOUS]
-    return tuple(
-        dict.fromkeys(w[: stories.MAX_KEY_CHARS] for w in (selective or ranked)[: stories.MAX_KEYS])
-    )
+    selective = [w for w in ranked if w not in _headlines._UBIQUITOUS]
+    chosen = (selective or ranked)[: _headlines.MAX_KEYS]
+    return tuple(dict.fromkeys(w[: _headlines.MAX_KEY_CHARS] for w in chosen))
 
 
 @settings(max_examples=300, deadline=None)
@@ -458,12 +457,12 @@ def _reference_keys(content: frozenset[str], names: frozenset[str]) -> tuple[str
 @example("Strike near Tikhoretsk", "Strike near Tihoretsk depot")
 @example("KN-23 fired, 1,001 days on", "«Five» U.S. drones' ‘strike’ — 4.5 km")
 def test_analysis_fast_paths_match_their_references(a: str, b: str) -> None:
-    ta, tb = stories._analyse(a), stories._analyse(b)
-    cleaned = stories._clean(a)
-    assert stories._canonical(cleaned) == _reference_canonical(cleaned)
-    text = unicodedata.normalize("NFKC", a[: stories.MAX_TITLE_CHARS])
-    text = " ".join(text.translate(stories._QUOTES).translate(stories._DASHES).split())
-    assert cleaned == stories._strip_suffix(stories._strip_prefix(text))
+    ta, tb = _headlines._analyse(a), _headlines._analyse(b)
+    cleaned = _headlines._clean(a)
+    assert _headlines._canonical(cleaned) == _reference_canonical(cleaned)
+    text = unicodedata.normalize("NFKC", a[: _headlines.MAX_TITLE_CHARS])
+    text = " ".join(text.translate(_headlines._QUOTES).translate(_headlines._DASHES).split())
+    assert cleaned == _headlines._strip_suffix(_headlines._strip_prefix(text))
     assert ta.numbers == _reference_numbers(ta.text.split())
     assert ta.keys == _reference_keys(ta.content, ta.names)
     # token_sort_ratio sorts the words of each side on every call; the analysis sorts them once
@@ -471,4 +470,4 @@ def test_analysis_fast_paths_match_their_references(a: str, b: str) -> None:
     assert sorted_ratio == fuzz.token_sort_ratio(ta.text, tb.text)
     for name in ta.names | tb.names | {"tikhoretsk", "australia"}:
         drift = any(len(w) >= 5 and fuzz.ratio(name, w) >= 88 for w in tb.words)
-        assert stories._has_word(name, tb) == (name in tb.words or (len(name) >= 5 and drift))
+        assert _headlines._has_word(name, tb) == (name in tb.words or (len(name) >= 5 and drift))
