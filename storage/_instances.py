@@ -10,6 +10,8 @@ the poll records only write while `lease_owner` names their instance.
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,6 +41,42 @@ class InstanceView:
     def is_stale(self, now: datetime, after: timedelta) -> bool:
         """No heartbeat for `after`: presumably killed, or cut off from the database."""
         return now - self.heartbeat > after
+
+
+def register(conn: Connection, instance_id: str, now: datetime, *, take_over: bool) -> None:
+    """Insert or refresh this instance's row. `take_over`: the caller holds the database file's
+    exclusive lock."""
+    values = {
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "started_at": now,
+        "heartbeat_at": now,
+    }
+    where = instances.c.id == instance_id
+    if take_over:
+        # Holding the file's exclusive lock proves every other instance is gone
+        # (stopped or killed): their leases are stale, and waiting them out would only
+        # delay alerts.
+        conn.execute(instances.delete().where(instances.c.id != instance_id))
+        for table in (sources, deliveries):
+            conn.execute(
+                table.update()
+                .where(table.c.lease_owner.is_not(None))
+                .values(lease_owner=None, lease_until=None)
+            )
+    if conn.execute(instances.update().where(where).values(values)).rowcount == 0:
+        conn.execute(instances.insert().values({**values, "id": instance_id}))
+
+
+def release(conn: Connection, instance_id: str) -> None:
+    """Remove this instance's row and hand back its leases."""
+    conn.execute(instances.delete().where(instances.c.id == instance_id))
+    for table in (sources, deliveries):
+        conn.execute(
+            table.update()
+            .where(table.c.lease_owner == instance_id)
+            .values(lease_owner=None, lease_until=None)
+        )
 
 
 def list_instances(conn: Connection, now: datetime) -> list[InstanceView]:
