@@ -1,15 +1,17 @@
-"""Content-Encoding decoders that never produce more than a small piece at a time.
+"""A response body, read: content-decoded under the size cap and hashed as it arrives.
 
 httpx's own decoders inflate each network chunk in one call, so a 64 KB chunk of a gzip bomb becomes
 64 MB before anything can count it. These decoders hand out at most `_PIECE` bytes per step, so the
-size cap in `monitor.fetch` is enforced on the decoded body with bounded memory.
+size cap (`read_body`, for `monitor.fetch`) is enforced on the decoded body with bounded memory.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Protocol
+
+import xxhash
 
 from monitor.errors import FetchError
 
@@ -147,4 +149,48 @@ def decoder_for(content_encoding: str | None) -> Decoder:
     return _Chain([_one(c) for c in reversed(codings)])
 
 
-__all__ = ["ACCEPT_ENCODING", "Decoder", "decoder_for"]
+async def read_body(
+    raw: AsyncIterator[bytes], headers: Mapping[str, str], where: str, limit: int
+) -> tuple[list[bytes], str]:
+    """The body `raw` delivers (still content-coded, `headers` as the response's, lower-cased
+    names), decoded, in pieces, and its hash, taken as the pieces arrive. Raises FetchError
+    `too_large` past `limit` decoded bytes (or announced), `empty` for a blank body.
+
+    The hash only tells a body from the one before, of the same feed: XXH3-128 does that
+    at ~10 GB/s, sha256 at ~1.5 (0.30 against 0.05 s of the event loop's CPU for a cycle of
+    2,000 corpus feeds, 440 MB). A publisher could craft a collision only to hide a change
+    of its own feed, which it can do by not changing it."""
+    declared = headers.get("content-length", "")
+    coding = headers.get("content-encoding")
+    if not coding and declared.isdigit() and int(declared) > limit:
+        raise FetchError("too_large", f"{declared} bytes announced by {where}, limit {limit}")
+    decoder = decoder_for(coding)
+    pieces: list[bytes] = []
+    digest = xxhash.xxh3_128()
+    size = 0
+    async for chunk in raw:
+        size = _take(pieces, digest, size, decoder.feed(chunk), where, limit)
+    _take(pieces, digest, size, decoder.finish(), where, limit)
+    if all(piece.isspace() or not piece for piece in pieces):  # as `not body.strip()`
+        raise FetchError("empty", f"empty body from {where}")
+    return pieces, digest.hexdigest()
+
+
+def _take(
+    pieces: list[bytes],
+    digest: xxhash.xxh3_128,
+    size: int,
+    more: Iterator[bytes],
+    where: str,
+    limit: int,
+) -> int:
+    for piece in more:
+        size += len(piece)
+        if size > limit:
+            raise FetchError("too_large", f"more than {limit} bytes from {where}")
+        pieces.append(piece)
+        digest.update(piece)
+    return size
+
+
+__all__ = ["ACCEPT_ENCODING", "Decoder", "decoder_for", "read_body"]
