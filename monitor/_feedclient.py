@@ -11,14 +11,12 @@ refuses (to be read by h11).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
 import aiohttp
 import httpx
-import yarl
 from aiohttp.client_reqrep import ClientResponse
 
 from monitor._transport import (
@@ -42,14 +40,6 @@ def _head(raw: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
     for name, value in pairs:
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return headers
-
-
-@functools.lru_cache(maxsize=4096)
-def _target(url: str) -> yarl.URL:
-    """aiohttp parses and encodes a request's URL string again each time (about as much CPU as
-    connecting to a loopback address); a source's URL is the same at every poll, and yarl.URL is
-    immutable, so the parse is kept, as `monitor.fetch` keeps httpx's."""
-    return yarl.URL(url)
 
 
 class Reply(Protocol):
@@ -195,7 +185,7 @@ class FeedClient:
                 sent["cookie"] = request.headers["cookie"]
         response = await session.request(
             "GET",
-            _target(str(url)),
+            str(url),
             headers=sent,
             allow_redirects=False,
             auto_decompress=False,

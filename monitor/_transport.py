@@ -142,7 +142,8 @@ class _Connector(aiohttp.TCPConnector):
     """aiohttp's pool bounds the connections in use (`limit`), not the idle ones: with thousands
     of one-off feed hosts, each fetch of the last keep-alive period would hold a socket, past the
     open files a service may have. As httpx's `max_keepalive_connections` does, keep at most
-    `idle_limit` idle (`idle_budget`) and close the longest idle first. (`_conns` is aiohttp's
+    `idle_limit` idle (`idle_budget`) and close the longest idle first; and keep one per host
+    (each costs ~10-18 KB of memory, and a host's next feed needs one). (`_conns` is aiohttp's
     idle pool, oldest first per host; tests/monitor/test_transport.py checks the bound.)
 
     `_released` lists idle entries in the order they were released (oldest first), entries
@@ -163,6 +164,8 @@ class _Connector(aiohttp.TCPConnector):
         super()._release(key, protocol, should_close=should_close)
         queue = self._conns.get(key)
         if queue and queue[-1][0] is protocol:
+            while len(queue) > 1:  # one idle connection per host is enough for its next feed
+                self._close_idle(key, *queue.popleft())
             self._released.append((key, protocol, queue[-1][1]))
             if len(self._released) > self._idle_limit:
                 self._trim()
@@ -178,11 +181,15 @@ class _Connector(aiohttp.TCPConnector):
                 queue.remove((proto, at))
                 if not queue:
                     del idle[key]
-                transport = proto.transport
-                proto.close()
-                if key.is_ssl and not self._cleanup_closed_disabled:  # as aiohttp's own cleanup
-                    self._cleanup_closed_transports.append(transport)
+                self._close_idle(key, proto, at)
         self._released = live
+
+    def _close_idle(self, key: ConnectionKey, proto: ResponseHandler, _at: float) -> None:
+        """Close an idle connection taken out of the pool, as aiohttp's own cleanup does."""
+        transport = proto.transport
+        proto.close()
+        if key.is_ssl and not self._cleanup_closed_disabled:
+            self._cleanup_closed_transports.append(transport)
 
 
 class _Transport(AiohttpTransport):

@@ -410,6 +410,20 @@ async def test_each_host_keeps_a_connection_for_its_next_feed() -> None:
         assert [s.connections_opened for s in servers] == [1] * 6
 
 
+async def test_a_host_keeps_one_idle_connection(server: FeedServer) -> None:
+    # Two fetches to one host at once need two connections; once both are done, one is enough
+    # for the host's next feed, and the other is closed.
+    server.route("/feed", RSS, delay=0.3)
+    async with new_fetcher("aiohttp", per_host=2) as f:
+        await asyncio.gather(
+            *(f.fetch(FetchRequest("s", server.url(f"/feed?{n}"))) for n in (1, 2))
+        )
+        assert server.connections_opened == 2
+        assert await eventually(lambda: server.open_connections == 1)
+        await f.fetch(FetchRequest("s", server.url("/feed?3")))
+    assert server.connections_opened == 2
+
+
 async def test_past_the_idle_bound_the_longest_idle_go_first() -> None:
     # 20 hosts one after another, 8 idle connections allowed: a full pool is trimmed to 7/8 of
     # the bound, longest idle first, so the last 8 hosts keep theirs.
