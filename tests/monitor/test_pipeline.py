@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 
+from monitor import pipeline
 from monitor._batch import Batcher
 from monitor.config import Config, load_config
 from monitor.daemon import source_specs
 from monitor.errors import FetchError
-from monitor.fetch import Fetcher, RateLimited
+from monitor.fetch import Fetcher, FetchRequest, FetchResult, RateLimited
 from monitor.parse import FeedParser, ParsedFeed
 from monitor.pipeline import UNCHANGED_BATCH, UNCHANGED_LINGER, Poller
 from monitor.rulebook import Rulebook
@@ -604,3 +605,44 @@ async def test_only_a_few_changed_feeds_are_parsed_and_stored_at_once(
         outcomes = await env.round()
     assert all(isinstance(o, IngestResult) and o.new_items == 1 for o in outcomes.values())
     assert parser.most == 2 * parser.workers == 2
+
+
+@pytest.mark.parametrize("per_worker", [1, 3])
+async def test_first_polls_fetch_no_faster_than_the_parser_takes_their_bodies(
+    tmp_path: Path,
+    server: FeedServer,
+    other: FeedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    per_worker: int,
+) -> None:
+    # A first poll always brings a body. Fetched bodies wait for the parser; only
+    # BODIES_PER_WORKER x workers first polls may fetch or wait at once, so at most that many
+    # less the one parsing hold a body nobody parses yet. Later polls (validators) are not held.
+    monkeypatch.setattr(pipeline, "BODIES_PER_WORKER", per_worker)
+    fetched = parsed = most_waiting = 0
+    fetch = Fetcher.fetch
+
+    async def counting_fetch(self: Fetcher, req: FetchRequest) -> FetchResult:
+        nonlocal fetched, most_waiting
+        result = await fetch(self, req)
+        if result.status == "ok":
+            fetched += 1
+            most_waiting = max(most_waiting, fetched - parsed)
+        return result
+
+    class CountingParser(SlowParser):
+        async def parse(self, source_id: str, body: bytes, headers: Any, url: str) -> ParsedFeed:
+            nonlocal parsed
+            parsed += 1
+            return await super().parse(source_id, body, headers, url)
+
+    monkeypatch.setattr(Fetcher, "fetch", counting_fetch)
+    feeds = [(s, f"/f{n}") for s in (server, other) for n in range(6)]
+    for s, path in feeds:
+        s.route(path, RSS.replace("Depot fire", f"Depot fire {path}"), etag=f'"{path}"')
+    sources = [(f"s{n:02d}", s.url(path)) for n, (s, path) in enumerate(feeds)]
+    async with environment(tmp_path, sources, parser=CountingParser()) as env:
+        first = await env.round()
+        assert all(isinstance(o, IngestResult) and o.new_items == 1 for o in first.values())
+        assert 1 <= most_waiting <= per_worker  # the one fetched is counted before its parse
+        assert (await env.round()) == {sid: None for sid, _ in sources}  # 304s, not held
