@@ -31,12 +31,16 @@ _DROPPED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 def clean(text: str) -> str:
     """One line of displayable text: control and format characters (ANSI escapes, NUL, bidi
     overrides) removed, every kind of line break and space collapsed to one space."""
-    kept = (
+    return _WHITESPACE.sub(" ", _kept(text)).strip()
+
+
+def _kept(text: str) -> str:
+    """`text` without the characters `clean` drops, each space or line break made one space."""
+    return "".join(
         " " if ch.isspace() else ch
         for ch in text
         if ch.isspace() or unicodedata.category(ch) not in _DROPPED
     )
-    return _WHITESPACE.sub(" ", "".join(kept)).strip()
 
 
 def truncate(text: str, limit: int) -> str:
@@ -144,13 +148,17 @@ def _cleaned(segments: list[Segment]) -> list[Segment]:
     """Clean each segment but keep single spaces at the joins, so `a <hit> b` stays readable."""
     out: list[Segment] = []
     for seg in segments:
-        body = clean(seg.text)
+        # Judged on what cleaning keeps: a space followed by a dropped character still ends a
+        # word, and a dropped character alone joins its neighbours as it does in `clean`.
+        kept = _kept(seg.text)
+        body = kept.strip()
         if not body:
-            if seg.text and out and not out[-1].text.endswith(" "):
+            if kept and out and not out[-1].text.endswith(" "):
                 out.append(Segment(" "))
             continue
-        lead = " " if seg.text[:1].isspace() and out else ""
-        trail = " " if seg.text[-1:].isspace() else ""
+        body = _WHITESPACE.sub(" ", body)
+        lead = " " if kept[:1] == " " and out else ""
+        trail = " " if kept[-1:] == " " else ""
         if seg.hit:
             if lead:
                 out.append(Segment(lead))

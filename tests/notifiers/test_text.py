@@ -1,5 +1,6 @@
 import unicodedata
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -110,3 +111,20 @@ def test_highlight_keeps_the_text_and_marks_only_span_text(
     hits = " ".join(s.text for s in segments if s.hit)
     ranges = valid_spans(text, spans, "summary")
     assert hits.split() == " ".join(clean(text[a:b]) for a, b in ranges).split()
+
+
+@pytest.mark.parametrize(
+    ("text", "pairs", "words"),
+    [
+        # A hit ending in a space and a dropped (unassigned) character still ends its word.
+        ("000000000000 \ud7fc0", [(0, 14)], ["000000000000", "0"]),
+        # A dropped character alone between two segments joins them, as cleaning the field does.
+        ("ab\u200bcd", [(0, 2), (3, 5)], ["abcd"]),
+    ],
+)
+def test_words_at_segment_joins_are_the_words_of_the_cleaned_field(
+    text: str, pairs: list[tuple[int, int]], words: list[str]
+) -> None:
+    spans = [Span("summary", a, b, text[a:b]) for a, b in pairs]
+    assert "".join(s.text for s in highlight(text, spans, "summary")).split() == words
+    assert clean(text).split() == words
