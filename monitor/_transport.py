@@ -60,9 +60,9 @@ def idle_budget(concurrency: int) -> int:
     One per host of a cycle is what saves connecting again: a site with several feeds is asked
     `min_spacing` apart, well within keep-alive, and a new connection costs more CPU than the
     request on it (fetch_bench: 2,000 connections a cycle for 1,000 hosts when only 200 were
-    kept). Each is an open file, so they get half the soft open-files limit, less those in use,
-    and no more than `MAX_IDLE` (1,024 files by default, 8,192 under our systemd unit's
-    LimitNOFILE): never fewer than `concurrency`, the bound before."""
+    kept). Each is an open file, so they get half the soft open-files limit (1,024 by default,
+    8,192 under our systemd unit), less those in use, and no more than `MAX_IDLE`; never fewer
+    than `concurrency`, the bound before."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         soft = 2 * (MAX_IDLE + concurrency)
@@ -81,14 +81,14 @@ def open_client(
     """The Fetcher's client. A `transport` (tests, benchmarks) replaces the pool and, as always
     in httpx, the environment's proxies. `idle`: the idle connections aiohttp's pool keeps
     (default `idle_budget(concurrency)`); httpx's pool counts them within `concurrency`."""
+    kind: type[httpx.AsyncClient]
     if http_client == "httpx":
         # max_connections equal to the fetches in flight: httpx's pool costs far more CPU when
         # it is larger than the work (DESIGN §8).
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        kind, keep = httpx.AsyncClient, concurrency
     else:
-        keep = idle_budget(concurrency) if idle is None else idle
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=keep)
-    kind = httpx.AsyncClient if http_client == "httpx" else AiohttpClient
+        kind, keep = AiohttpClient, idle_budget(concurrency) if idle is None else idle
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=keep)
     return kind(
         transport=transport,
         limits=limits,
@@ -165,7 +165,7 @@ class _Connector(aiohttp.TCPConnector):
         queue = self._conns.get(key)
         if queue and queue[-1][0] is protocol:
             while len(queue) > 1:  # one idle connection per host is enough for its next feed
-                self._close_idle(key, *queue.popleft())
+                self._close_idle(key, queue.popleft()[0])
             self._released.append((key, protocol, queue[-1][1]))
             if len(self._released) > self._idle_limit:
                 self._trim()
@@ -181,10 +181,10 @@ class _Connector(aiohttp.TCPConnector):
                 queue.remove((proto, at))
                 if not queue:
                     del idle[key]
-                self._close_idle(key, proto, at)
+                self._close_idle(key, proto)
         self._released = live
 
-    def _close_idle(self, key: ConnectionKey, proto: ResponseHandler, _at: float) -> None:
+    def _close_idle(self, key: ConnectionKey, proto: ResponseHandler) -> None:
         """Close an idle connection taken out of the pool, as aiohttp's own cleanup does."""
         transport = proto.transport
         proto.close()
