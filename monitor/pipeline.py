@@ -10,7 +10,8 @@ the others. Failures are judged before they are counted:
 - when every fetch of a tick fails at the network level, across at least 3 hosts, the fault is
   ours (network, resolver, proxy): the kind is recorded, the failure is not counted.
 And a permanent redirect (301/308) seen on 3 successful polls in a row moves the source to its new
-URL (kept across restarts while the config's URL is unchanged); 302/307 never do.
+URL (kept across restarts while the config's URL is unchanged); 302/307 never do. Those outcomes
+are written by `monitor._poll_records`.
 """
 
 from __future__ import annotations
@@ -21,23 +22,19 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from monitor._batch import Batcher
 from monitor._outage import NETWORK_KINDS, Tick
+from monitor._poll_records import PollRecords
 from monitor.config import Config
 from monitor.errors import FetchError, StorageError
-from monitor.fetch import Fetcher, FetchRequest, FetchResult, RateLimited, host_key, safe_url
+from monitor.fetch import Fetcher, FetchRequest, FetchResult, RateLimited, host_key
 from monitor.metrics import Metrics
 from monitor.model import Item
 from monitor.parse import FeedParser
 from monitor.rulebook import Rulebook, item_document, make_router
-from monitor.schedule import (
-    host_paused_until,
-    next_poll_after_failure,
-    next_poll_after_rate_limit,
-    next_poll_after_success,
-)
+from monitor.schedule import next_poll_after_success
 from storage import IngestResult, SourceState, Store, StoryMatcher, UnchangedPoll
 
 log = logging.getLogger(__name__)
@@ -89,10 +86,10 @@ class Poller:
         self._instance = instance_id
         self._clock = clock
         self._rng = rng or random.Random()
+        self._records = PollRecords(store, instance_id=instance_id, clock=clock, rng=self._rng)
         self._metrics = metrics
         self._min_levels = {name: s.min_level for name, s in config.notifiers.items()}
         self._ticks: dict[str, Tick] = {}
-        self._paused: dict[str, datetime] = {}  # host origin -> until, as written to the store
         # Polls past their fetch with a changed body: parsing and storing. Each holds its body,
         # then its parsed items (several times the body's size in Python objects) until stored,
         # and storing is one writer at a time: more than a few per parse worker only queue, and
@@ -199,7 +196,7 @@ class Poller:
         now = self._clock()
         try:
             if result.permanent_redirect is not None:
-                await self._note_redirect(state, result.permanent_redirect, now)
+                await self._records.redirect(state, result.permanent_redirect, now)
             if result.status != "ok":
                 await self._record_unchanged(state, result, now)
                 return None
@@ -230,14 +227,14 @@ class Poller:
         if tick is not None and not network:
             tick.settle(state.id, network=False)
         if isinstance(error, RateLimited):
-            await self._record_rate_limited(state, error)
+            await self._records.rate_limited(state, error)
         elif error.kind == "gone":
-            await self._record_gone(state, error)
+            await self._records.gone(state, error)
         else:
             ours = False
             if network and tick is not None:
                 ours = await tick.network_failure(state.id, wait=self._verdict_wait)
-            await self._record_failure(state, error, count=not ours)
+            await self._records.failure(state, error, count=not ours)
         return error
 
     async def _record_unchanged(
@@ -259,101 +256,6 @@ class Poller:
     def _write_unchanged(self, polls: Sequence[UnchangedPoll]) -> set[str]:
         """One transaction for a batch of unchanged polls (runs in a worker thread)."""
         return self._store.record_not_modified_many(self._instance, polls)
-
-    async def _record_failure(self, state: SourceState, error: FetchError, *, count: bool) -> None:
-        now = self._clock()
-        # An uncounted failure keeps the backoff where it was: the wait of the last failure, or
-        # one interval.
-        failures = state.consecutive_failures + (1 if count else 0)
-        next_poll = next_poll_after_failure(
-            now, state.interval, failures, self._rng, retry_after=error.retry_after
-        )
-        if count:
-            log.warning("source %s: %s", state.id, error)
-        else:
-            log.warning("source %s: %s (not counted: every host failed)", state.id, error)
-        await asyncio.to_thread(
-            self._store.record_failure,
-            state.id,
-            self._instance,
-            now,
-            kind=error.kind,
-            detail=error.detail[:500],
-            next_poll_at=next_poll,
-            count=count,
-        )
-
-    async def _record_rate_limited(self, state: SourceState, error: RateLimited) -> None:
-        now = self._clock()
-        until = host_paused_until(now, error.retry_after)
-        known = self._paused.get(error.origin)
-        if known is None or known < until - timedelta(seconds=1):
-            # Only the first answer of a pause needs to reach the store: the requests queued
-            # behind it were never sent and only echo the same pause.
-            self._paused = {o: t for o, t in self._paused.items() if t > now}
-            self._paused[error.origin] = until
-            deferred = await asyncio.to_thread(self._store.defer_host, error.origin, until)
-            log.warning(
-                "source %s: %s asks us to wait (%s); this and %d other source(s) on that host "
-                "wait until %s, not counted as failures",
-                state.id,
-                safe_url(error.origin),
-                error.kind,
-                len(set(deferred) - {state.id}),
-                until.isoformat(timespec="seconds"),
-            )
-        next_poll = next_poll_after_rate_limit(now, state.interval, error.retry_after, self._rng)
-        await asyncio.to_thread(
-            self._store.record_rate_limited,
-            state.id,
-            self._instance,
-            now,
-            kind=error.kind,
-            detail=error.detail[:500],
-            next_poll_at=next_poll,
-        )
-
-    async def _record_gone(self, state: SourceState, error: FetchError) -> None:
-        log.warning(
-            "source %s: %s; it will not be polled again until its url changes in the config",
-            state.id,
-            error,
-        )
-        await asyncio.to_thread(
-            self._store.record_gone,
-            state.id,
-            self._instance,
-            self._clock(),
-            detail=error.detail[:500],
-        )
-
-    async def _note_redirect(self, state: SourceState, target: str, now: datetime) -> None:
-        note = await asyncio.to_thread(
-            self._store.note_permanent_redirect,
-            state.id,
-            self._instance,
-            now,
-            polled=state.url,
-            target=target,
-        )
-        if note is None:
-            return
-        if note.moved:
-            log.warning(
-                "source %s: %s has moved permanently to %s (seen on %d polls in a row); polling "
-                "the new URL from now on: update the source's url in config.yaml",
-                state.id,
-                safe_url(state.url),
-                safe_url(target),
-                note.seen,
-            )
-        else:
-            log.info(
-                "source %s: permanently redirected to %s (%d polls in a row)",
-                state.id,
-                safe_url(target),
-                note.seen,
-            )
 
     async def _ingest(
         self,
