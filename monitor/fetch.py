@@ -18,17 +18,17 @@ the decoded size with bounded memory (gzip bombs), and the whole fetch runs unde
 Politeness (`monitor._pacing`): requests we start to one host are at least `min_spacing` apart, on
 top of the per-host and global slots; a host that answers 429/503 with Retry-After is paused, and
 every request to it until then fails at once with `RateLimited`, without being sent.
+
+The request, result and deadline of a fetch live in `monitor._fetch_values`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
 from typing import Literal
 
@@ -44,6 +44,15 @@ from monitor._fetch_kinds import (
     safe_url,
     status_error,
 )
+from monitor._fetch_values import (
+    Deadline,
+    FetchRequest,
+    FetchResult,
+    Redirect,
+    header_value,
+    host_key,
+    parse_url,
+)
 from monitor._pacing import MIN_SPACING, HostPacer, Monotonic, Slots
 from monitor._transport import HttpClient
 from monitor.errors import FetchError
@@ -55,92 +64,6 @@ ACCEPT = (
 )
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class FetchRequest:
-    source_id: str
-    url: str
-    etag: str | None = None
-    last_modified: str | None = None
-    body_hash: str | None = None
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    status: Literal[
-        "ok", "not_modified", "unchanged"
-    ]  # unchanged: 200 with same ETag or same body hash
-    url: str  # final URL after redirects
-    status_code: int
-    body: bytes  # b"" unless status == "ok"
-    headers: Mapping[str, str]  # lower-cased names; repeated headers joined with ", "
-    # The validators to echo next time: the server's, verbatim; on 304/unchanged responses that omit
-    # them, the request's own (so they are not lost).
-    etag: str | None
-    last_modified: str | None
-    body_hash: str | None  # xxh3_128 hex of the decoded body (`monitor._decode.read_body`)
-    permanent_redirect: (
-        str | None
-    )  # where the leading run of 301/308 hops ended, if the chain had one
-    max_age: float | None  # Cache-Control max-age seconds
-    elapsed: float
-
-
-class _Deadline:
-    """One fetch's time budget. It starts when the first request is actually sent, so time spent
-    queueing for a slot is not counted; later hops of a redirect chain spend what is left."""
-
-    def __init__(self, timeout: float) -> None:
-        self._timeout = timeout
-        self._started: float | None = None
-
-    def remaining(self) -> float:
-        now = asyncio.get_running_loop().time()
-        if self._started is None:
-            self._started = now
-        left = self._started + self._timeout - now
-        if left <= 0:
-            raise TimeoutError
-        return left
-
-    def elapsed(self) -> float:
-        if self._started is None:
-            return 0.0
-        return asyncio.get_running_loop().time() - self._started
-
-
-@dataclass(frozen=True)
-class _Redirect:
-    status_code: int
-    location: str
-
-
-def _header_value(value: str | None) -> str | None:
-    # A validator is echoed verbatim, but one with control characters would corrupt our request,
-    # and httpx cannot encode one beyond ASCII (a Latin-1 ETag failed every later poll): without
-    # it, the body hash still tells an unchanged feed.
-    if not value or not value.isascii() or _CONTROL.search(value):
-        return None
-    return value
-
-
-@functools.lru_cache(maxsize=8192)
-def _parse(url: str) -> httpx.URL:
-    """Each source's URL is parsed on every poll, by the pipeline (`host_key`) and the fetch:
-    about 10 us each time. httpx.URL is immutable, so the parse is kept (~450 bytes a URL)."""
-    return httpx.URL(url)
-
-
-def host_key(url: httpx.URL | str) -> str:
-    """The unit of politeness: one host and port (slots, pacing, pauses). An unparsable URL is its
-    own unit (its fetch fails as `invalid_url` anyway)."""
-    try:
-        parsed = url if isinstance(url, httpx.URL) else _parse(url)
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return str(url)
-    return f"{parsed.host}:{parsed.port or parsed.scheme}"
 
 
 class Fetcher:
@@ -208,15 +131,15 @@ class Fetcher:
         """Fetch `req.url`; raises FetchError(kind, detail, retry_after) on every failure."""
         if self._client is None:
             raise RuntimeError("Fetcher used outside 'async with'")
-        clock = _Deadline(self._timeout)
+        clock = Deadline(self._timeout)
         try:
             result = await self._follow(req, clock)
         except Exception as exc:
             raise classify(exc, req.url) from None
         return replace(result, elapsed=clock.elapsed())
 
-    async def _follow(self, req: FetchRequest, clock: _Deadline) -> FetchResult:
-        url = _parse(req.url)
+    async def _follow(self, req: FetchRequest, clock: Deadline) -> FetchResult:
+        url = parse_url(req.url)
         seen = {str(url)}
         permanent: str | None = None
         leading_permanent = True
@@ -244,7 +167,7 @@ class Fetcher:
 
     @staticmethod
     def _redirected(
-        url: httpx.URL, outcome: _Redirect, seen: set[str], permanent: str | None, leading: bool
+        url: httpx.URL, outcome: Redirect, seen: set[str], permanent: str | None, leading: bool
     ) -> tuple[httpx.URL, str | None, bool]:
         """The next hop of a chain, and the permanent target so far (the end of its leading run
         of 301/308 hops)."""
@@ -286,15 +209,15 @@ class Fetcher:
 
     def _request_headers(self, req: FetchRequest) -> dict[str, str]:
         headers: dict[str, str] = {}
-        if etag := _header_value(req.etag):
+        if etag := header_value(req.etag):
             headers["If-None-Match"] = etag
-        if modified := _header_value(req.last_modified):
+        if modified := header_value(req.last_modified):
             headers["If-Modified-Since"] = modified
         return headers
 
     async def _hop(
-        self, url: httpx.URL, req: FetchRequest, clock: _Deadline, key: str
-    ) -> FetchResult | _Redirect:
+        self, url: httpx.URL, req: FetchRequest, clock: Deadline, key: str
+    ) -> FetchResult | Redirect:
         assert self._client is not None
         # Taken after the host's slot and pace: a fetch queued behind a busy or paced host must
         # not hold one of the global slots that fetches from other hosts could use.
@@ -329,7 +252,7 @@ class Fetcher:
 
     async def _answer(
         self, reply: Reply, url: httpx.URL, req: FetchRequest, key: str
-    ) -> FetchResult | _Redirect:
+    ) -> FetchResult | Redirect:
         code, headers = reply.status_code, reply.headers
         where = safe_url(url)
         if headers.get("cf-mitigated", "").lower() == "challenge":
@@ -338,7 +261,7 @@ class Fetcher:
             location = headers.get("location", "").strip()
             if not location:
                 raise FetchError(f"http_{code}", f"HTTP {code} without Location from {where}")
-            return _Redirect(code, location)
+            return Redirect(code, location)
         if code == 304:
             # Read the (empty) body, so that the connection is kept for the next request.
             await reply.drain()
