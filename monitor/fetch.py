@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from types import TracebackType
@@ -58,6 +58,7 @@ from monitor._transport import HttpClient
 from monitor.errors import FetchError
 
 MAX_REDIRECTS = 5
+Admit = Callable[[], Awaitable[None]]
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
@@ -127,18 +128,22 @@ class Fetcher:
             await self._client.aclose()
             self._client = None
 
-    async def fetch(self, req: FetchRequest) -> FetchResult:
-        """Fetch `req.url`; raises FetchError(kind, detail, retry_after) on every failure."""
+    async def fetch(self, req: FetchRequest, *, admit: Admit | None = None) -> FetchResult:
+        """Fetch `req.url`; raises FetchError(kind, detail, retry_after) on every failure.
+
+        `admit`, when given, is awaited once the fetch holds its host's slot and before it waits
+        for the host's pace: the caller's own limit on fetches under way, which a fetch queued
+        behind a busy host should not hold."""
         if self._client is None:
             raise RuntimeError("Fetcher used outside 'async with'")
         clock = Deadline(self._timeout)
         try:
-            result = await self._follow(req, clock)
+            result = await self._follow(req, clock, admit)
         except Exception as exc:
             raise classify(exc, req.url) from None
         return replace(result, elapsed=clock.elapsed())
 
-    async def _follow(self, req: FetchRequest, clock: Deadline) -> FetchResult:
+    async def _follow(self, req: FetchRequest, clock: Deadline, admit: Admit | None) -> FetchResult:
         url = parse_url(req.url)
         seen = {str(url)}
         permanent: str | None = None
@@ -149,8 +154,8 @@ class Fetcher:
             for _ in range(MAX_REDIRECTS + 1):
                 key = host_key(url)
                 if key != held:
-                    await self._take_turn(turn, key, visited)
-                    held = key
+                    await self._take_turn(turn, key, visited, admit)
+                    held, admit = key, None
                 else:
                     self._check_pause(key)
                 outcome = await self._hop(url, req, clock, key)
@@ -183,12 +188,16 @@ class Fetcher:
         seen.add(str(target))
         return target, permanent, leading
 
-    async def _take_turn(self, turn: AsyncExitStack, key: str, visited: set[str]) -> None:
+    async def _take_turn(
+        self, turn: AsyncExitStack, key: str, visited: set[str], admit: Admit | None
+    ) -> None:
         """Give back the previous host's slot, take this host's, and wait for its pace. Hops that
         stay on one host keep its slot: a same-host redirect never queues again behind fetches
         that have not started, and spends none of its deadline there."""
         await turn.aclose()
         await turn.enter_async_context(self._host_slot(key))
+        if admit is not None:
+            await admit()
         await self._pace(key, first_visit=key not in visited)
         visited.add(key)
 
@@ -312,6 +321,7 @@ class Fetcher:
 __all__ = [
     "ACCEPT",
     "MAX_REDIRECTS",
+    "Admit",
     "FetchRequest",
     "FetchResult",
     "Fetcher",

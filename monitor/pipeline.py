@@ -29,7 +29,7 @@ from monitor._outage import NETWORK_KINDS, Tick
 from monitor._poll_records import PollRecords
 from monitor.config import Config
 from monitor.errors import FetchError, StorageError
-from monitor.fetch import Fetcher, FetchRequest, FetchResult, RateLimited, host_key
+from monitor.fetch import Admit, Fetcher, FetchRequest, FetchResult, RateLimited, host_key
 from monitor.metrics import Metrics
 from monitor.model import Item
 from monitor.parse import FeedParser
@@ -98,8 +98,9 @@ class Poller:
         # Polls with nothing to make their fetch conditional (a first poll): each will bring a
         # body, and bodies arrive far faster than the parser takes them, so the others would wait
         # for `_changing` holding theirs (up to `polling.concurrency` bodies: 22 MB of corpus
-        # feeds at 100 in flight, the soak's peak). At most this many fetch or wait at once;
-        # enough to keep the parser fed while some wait on their host's spacing.
+        # feeds at 100 in flight, the soak's peak). At most this many fetch or wait at once,
+        # counted from when a poll has its host's slot (`_Gate`): enough to keep the parser fed
+        # while some wait on their host's spacing.
         self._bodies = asyncio.Semaphore(BODIES_PER_WORKER * parser.workers)
         self._unchanged = Batcher(
             self._write_unchanged, max_size=unchanged_batch, linger=unchanged_linger
@@ -170,12 +171,15 @@ class Poller:
         self, state: SourceState, tick: Tick | None
     ) -> IngestResult | FetchError | None:
         if state.etag or state.last_modified or state.body_hash:
-            return await self._poll_once(state, tick)
-        async with self._bodies:  # certain to bring a body (see __init__)
-            return await self._poll_once(state, tick)
+            return await self._poll_once(state, tick, None)
+        gate = _Gate(self._bodies)  # certain to bring a body (see __init__)
+        try:
+            return await self._poll_once(state, tick, gate.enter)
+        finally:
+            gate.leave()
 
     async def _poll_once(
-        self, state: SourceState, tick: Tick | None
+        self, state: SourceState, tick: Tick | None, admit: Admit | None
     ) -> IngestResult | FetchError | None:
         request = FetchRequest(
             source_id=state.id,
@@ -185,7 +189,7 @@ class Poller:
             body_hash=state.body_hash,
         )
         try:
-            result = await self._fetcher.fetch(request)
+            result = await self._fetcher.fetch(request, admit=admit)
         except FetchError as e:
             return await self._failed(state, e, tick)
         except Exception as e:  # a bug of ours must cost one poll of one source, never the daemon
@@ -297,6 +301,27 @@ class Poller:
                 "source %s: %d new items, %d alerts", state.id, outcome.new_items, outcome.alerts
             )
         return outcome
+
+
+class _Gate:
+    """One poll's slot of `Poller._bodies`. The Fetcher takes it once the poll holds its host's
+    slot, so polls queued behind a busy host hold none (a watch list with many feeds on one site
+    would fill the gate with them); at most `per_host` of a host's polls hold it while they wait
+    for the host's pace. Given back when the poll ends, parsed and stored or failed."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self._held = False
+
+    async def enter(self) -> None:
+        if not self._held:
+            await self._slots.acquire()
+            self._held = True
+
+    def leave(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
 
 
 def _internal(state: SourceState, error: Exception) -> FetchError:

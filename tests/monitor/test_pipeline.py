@@ -24,7 +24,7 @@ from monitor._batch import Batcher
 from monitor.config import Config, load_config
 from monitor.daemon import source_specs
 from monitor.errors import FetchError
-from monitor.fetch import Fetcher, FetchRequest, FetchResult, RateLimited
+from monitor.fetch import Admit, Fetcher, FetchRequest, FetchResult, RateLimited
 from monitor.parse import FeedParser, ParsedFeed
 from monitor.pipeline import UNCHANGED_BATCH, UNCHANGED_LINGER, Poller
 from monitor.rulebook import Rulebook
@@ -116,17 +116,21 @@ async def environment(
     batch: int = UNCHANGED_BATCH,
     linger: float = UNCHANGED_LINGER,
     parser: FeedParser | None = None,
+    min_spacing: float | None = None,
 ) -> AsyncIterator[Env]:
+    """Without `min_spacing`, no pacing and the test's clock; with it, real pacing on the real
+    monotonic clock."""
     clock = Clock()
+    # No pacing by default: see test_politeness.
+    pacing: dict[str, Any] = {"min_spacing": 0.0, "monotonic": clock.monotonic}
+    if min_spacing is not None:
+        pacing = {"min_spacing": min_spacing}
     config = write_config(folder, sources)
     store = Store.open(config.database)
     parser = parser or FeedParser(processes=False)
     try:
         store.sync_sources(source_specs(config), clock())
-        async with Fetcher(
-            timeout=3, max_bytes=1 << 20, user_agent="t", min_spacing=0.0,  # see test_politeness
-            monotonic=clock.monotonic,
-        ) as fetcher:  # fmt: skip
+        async with Fetcher(timeout=3, max_bytes=1 << 20, user_agent="t", **pacing) as fetcher:
             rulebook = Rulebook(config.rules, notifiers=list(config.notifiers))
             poller = Poller(
                 config, store, fetcher, parser, rulebook, TitleStoryMatcher(),
@@ -622,9 +626,11 @@ async def test_first_polls_fetch_no_faster_than_the_parser_takes_their_bodies(
     fetched = parsed = most_waiting = 0
     fetch = Fetcher.fetch
 
-    async def counting_fetch(self: Fetcher, req: FetchRequest) -> FetchResult:
+    async def counting_fetch(
+        self: Fetcher, req: FetchRequest, *, admit: Admit | None = None
+    ) -> FetchResult:
         nonlocal fetched, most_waiting
-        result = await fetch(self, req)
+        result = await fetch(self, req, admit=admit)
         if result.status == "ok":
             fetched += 1
             most_waiting = max(most_waiting, fetched - parsed)
@@ -646,3 +652,37 @@ async def test_first_polls_fetch_no_faster_than_the_parser_takes_their_bodies(
         assert all(isinstance(o, IngestResult) and o.new_items == 1 for o in first.values())
         assert 1 <= most_waiting <= per_worker  # the one fetched is counted before its parse
         assert (await env.round()) == {sid: None for sid, _ in sources}  # 304s, not held
+
+
+async def test_first_polls_queued_behind_a_paced_host_leave_the_gate_to_other_hosts(
+    tmp_path: Path, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Six new feeds on one site, paced 0.5 s apart, claimed before six feeds of six other sites,
+    # with room for 3 first polls at once. The site's polls queued for its host slots hold no
+    # gate slot, so the other sites' feeds are polled at once, not after the site's (which would
+    # take 2.5 s); the gate still bounds bodies as before (previous test).
+    monkeypatch.setattr(pipeline, "BODIES_PER_WORKER", 3)
+    spacing = 0.5
+    with contextlib.ExitStack() as stack:
+        others = [stack.enter_context(FeedServer()) for _ in range(6)]
+        feeds = [("a", server, n) for n in range(6)] + [("o", s, n) for n, s in enumerate(others)]
+        for _, s, n in feeds:
+            s.route(f"/f{n}", RSS.replace("Depot fire", f"Depot fire {n}"))
+        sources = [(f"{tag}{n}", s.url(f"/f{n}")) for tag, s, n in feeds]
+        parser = FeedParser(1, processes=False)  # a gate of 3 x 1 worker
+        async with environment(tmp_path, sources, parser=parser, min_spacing=spacing) as env:
+            states = sorted(await env.poller.claim(include_not_due=True), key=lambda s: s.id)
+            done: dict[str, float] = {}
+            loop = asyncio.get_running_loop()
+
+            async def poll(state: SourceState) -> object:
+                outcome = await env.poller.poll(state)
+                done[state.id] = loop.time()
+                return outcome
+
+            outcomes = await asyncio.gather(*(poll(s) for s in states))
+    assert all(isinstance(o, IngestResult) and o.new_items == 1 for o in outcomes)
+    site = sorted(t for sid, t in done.items() if sid.startswith("a"))
+    assert site[-1] - site[0] >= 5 * spacing * 0.9  # the site was paced
+    # Its third feed waits for two paces; every other site's feed is done before then.
+    assert max(t for sid, t in done.items() if sid.startswith("o")) < site[2]
