@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from monitor.model import Item
 from rules.ast import RuleMatch
 from storage import IngestResult, Store
-from storage._schema import items, stories, story_keys
+from storage import _ingest as storage_ingest
+from storage._schema import alerts, items, stories, story_keys
 from tests.storage.storefakes import (
     BACKFILL,
     LEASE,
@@ -332,3 +333,27 @@ def test_stories_a_poll_starts_are_written_with_their_own_titles_and_keys(
     later = [item("b", "b1", "Ministers gather for budget talks")]
     assert ingest(store, "b", later, now=T0 + HOUR) == IngestResult(1, 0, 0, 0)
     assert _stories_of(db_url)[0]["b1"] == story_of["a5"]
+
+
+def test_an_item_stored_between_the_read_and_the_insert_is_neither_new_nor_alerted(
+    two_sources: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One writer at a time makes this impossible on SQLite, and PostgreSQL's unique key decides
+    # it there; both must still count only the rows they wrote. `_see_stored` is made to miss a
+    # stored key, as if another writer had stored it just after the read: SQLite then reads its
+    # new rows' ids back instead of assigning them, and the alert points at the item written.
+    store = two_sources
+    later_polls(store)
+    assert ingest(store, "a", [item("a", "a1", "KN-23 launch")], now=T0) == IngestResult(1, 0, 1, 2)
+    monkeypatch.setattr(storage_ingest, "_see_stored", lambda conn, poll, keys: {})
+    polled = [item("a", "a1", "KN-23 launch"), item("a", "a2", "Depot fire near Toropets")]
+    assert ingest(store, "a", polled, now=T0 + HOUR) == IngestResult(1, 0, 1, 2)
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            ids = {key: id_ for key, id_ in conn.execute(sa.select(items.c.key, items.c.id))}
+            query = sa.select(alerts.c.rule_id, alerts.c.item_id)
+            alerted = {rule: item_id for rule, item_id in conn.execute(query)}
+    finally:
+        engine.dispose()
+    assert alerted == {"kn23": ids["a1"], "depot": ids["a2"]}
