@@ -17,6 +17,7 @@ import logging
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from monitor.errors import FetchError
 from monitor.fetch import RateLimited, safe_url
@@ -45,6 +46,19 @@ class PollRecords:
         self._rng = rng
         self._paused: dict[str, datetime] = {}  # host origin -> until, as written to the store
 
+    async def _write(
+        self,
+        record: Callable[..., object],
+        state: SourceState,
+        error: FetchError,
+        now: datetime,
+        **fields: Any,
+    ) -> None:
+        """One of the Store's `record_*` writes for this poll, in a worker thread."""
+        await asyncio.to_thread(
+            record, state.id, self._instance, now, detail=error.detail[:500], **fields
+        )
+
     async def failure(self, state: SourceState, error: FetchError, *, count: bool) -> None:
         now = self._clock()
         # An uncounted failure keeps the backoff where it was: the wait of the last failure, or
@@ -57,16 +71,10 @@ class PollRecords:
             log.warning("source %s: %s", state.id, error)
         else:
             log.warning("source %s: %s (not counted: every host failed)", state.id, error)
-        await asyncio.to_thread(
-            self._store.record_failure,
-            state.id,
-            self._instance,
-            now,
-            kind=error.kind,
-            detail=error.detail[:500],
-            next_poll_at=next_poll,
-            count=count,
-        )
+        await self._write(
+            self._store.record_failure, state, error, now,
+            kind=error.kind, next_poll_at=next_poll, count=count,
+        )  # fmt: skip
 
     async def rate_limited(self, state: SourceState, error: RateLimited) -> None:
         now = self._clock()
@@ -88,15 +96,10 @@ class PollRecords:
                 until.isoformat(timespec="seconds"),
             )
         next_poll = next_poll_after_rate_limit(now, state.interval, error.retry_after, self._rng)
-        await asyncio.to_thread(
-            self._store.record_rate_limited,
-            state.id,
-            self._instance,
-            now,
-            kind=error.kind,
-            detail=error.detail[:500],
-            next_poll_at=next_poll,
-        )
+        await self._write(
+            self._store.record_rate_limited, state, error, now,
+            kind=error.kind, next_poll_at=next_poll,
+        )  # fmt: skip
 
     async def gone(self, state: SourceState, error: FetchError) -> None:
         log.warning(
@@ -104,13 +107,7 @@ class PollRecords:
             state.id,
             error,
         )
-        await asyncio.to_thread(
-            self._store.record_gone,
-            state.id,
-            self._instance,
-            self._clock(),
-            detail=error.detail[:500],
-        )
+        await self._write(self._store.record_gone, state, error, self._clock())
 
     async def redirect(self, state: SourceState, target: str, now: datetime) -> None:
         note = await asyncio.to_thread(
